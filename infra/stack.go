@@ -1,0 +1,236 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Sizes of the two functions. The SAM template (../template.yaml) repeats them; the
+// parity test keeps the two in step.
+const (
+	inboundMemoryMB       = 256
+	inboundTimeoutSeconds = 29 // under API Gateway's 30 s integration limit
+	deliveryMemoryMB      = 256
+	deliveryTimeoutSecs   = 120 // a batch of 10 POSTs, each bounded by deliveryTimeout
+	// Lambda's guidance for SQS sources: visibility timeout at least six times the
+	// function timeout, so a batch being retried by Lambda is not handed out twice.
+	deliveryVisibilitySeconds = 6 * deliveryTimeoutSecs
+	esmBatchSize              = 10 // the FIFO maximum
+	esmMaxConcurrency         = 10
+	signingSecretLength       = 44 // alphanumeric, so valid base64 for a 33-byte key
+)
+
+// Actions each function may perform, and nothing more. Listed here so the tests can
+// compare them with the synthesized policies and with template.yaml.
+var (
+	inboundTableActions  = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}
+	inboundQueueActions  = []string{"sqs:SendMessage"}
+	deliveryQueueActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+	deliveryDLQActions   = []string{"sqs:SendMessage"}
+	deliverySecretAction = []string{"secretsmanager:GetSecretValue"}
+)
+
+// NewParleyStack defines the whole deployment: the webhook API and inbound function,
+// the de-duplication table, the FIFO delivery queue and its dead-letter queue, the
+// delivery function, the signing secret, and the alarms.
+func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) awscdk.Stack {
+	stack := awscdk.NewStack(scope, jsii.String(cfg.StackName()), &awscdk.StackProps{
+		Description: jsii.String("Parley Messaging API (" + cfg.Stage + ")"),
+	})
+
+	removal := awscdk.RemovalPolicy_RETAIN
+	if cfg.RemovalPolicy == "destroy" {
+		removal = awscdk.RemovalPolicy_DESTROY
+	}
+
+	table := awsdynamodb.NewTable(stack, jsii.String("Table"), &awsdynamodb.TableProps{
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:             &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		TimeToLiveAttribute: jsii.String("expiresAt"),
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		RemovalPolicy: removal,
+	})
+
+	retention := awscdk.Duration_Days(jsii.Number(14))
+	deadLetters := awssqs.NewQueue(stack, jsii.String("DeadLetterQueue"), &awssqs.QueueProps{
+		Fifo:                      jsii.Bool(true),
+		ContentBasedDeduplication: jsii.Bool(false),
+		RetentionPeriod:           retention,
+	})
+	queue := awssqs.NewQueue(stack, jsii.String("DeliveryQueue"), &awssqs.QueueProps{
+		Fifo: jsii.Bool(true),
+		// The code sets MessageDeduplicationId itself (the inbound message id).
+		ContentBasedDeduplication: jsii.Bool(false),
+		RetentionPeriod:           retention,
+		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(deliveryVisibilitySeconds)),
+		DeadLetterQueue: &awssqs.DeadLetterQueue{
+			Queue: deadLetters,
+			// Backstop for crashes only: after its last attempt the delivery function
+			// moves the message to the dead-letter queue itself, with the reason.
+			MaxReceiveCount: jsii.Number(float64(cfg.MaxReceiveCount())),
+		},
+	})
+
+	secret := awssecretsmanager.NewSecret(stack, jsii.String("SigningSecret"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("Parley webhook signing key; receivers use it as whsec_<value>"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			ExcludePunctuation: jsii.Bool(true),
+			PasswordLength:     jsii.Number(signingSecretLength),
+		},
+	})
+
+	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
+		Description: jsii.String("Parley inbound: accepts user messages from the webhook API"),
+		Code:        functionCode(repoRoot, "./functions/inbound"),
+		MemorySize:  jsii.Number(inboundMemoryMB),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(inboundTimeoutSeconds)),
+		Environment: &map[string]*string{
+			"PARLEY_TABLE_NAME": table.TableName(),
+			"PARLEY_QUEUE_URL":  queue.QueueUrl(),
+			"PARLEY_BOT":        jsii.String(cfg.Bot),
+			"PARLEY_RECORD_TTL": jsii.String(cfg.RecordTTL),
+		},
+	})
+	allow(inbound, inboundTableActions, table.TableArn())
+	allow(inbound, inboundQueueActions, queue.QueueArn())
+
+	delivery := newFunction(stack, "Delivery", removal, &awslambda.FunctionProps{
+		Description: jsii.String("Parley delivery: POSTs bot messages to the Response Endpoint"),
+		Code:        functionCode(repoRoot, "./functions/delivery"),
+		MemorySize:  jsii.Number(deliveryMemoryMB),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(deliveryTimeoutSecs)),
+		Environment: &map[string]*string{
+			"PARLEY_RESPONSE_ENDPOINT_URL": jsii.String(cfg.ResponseEndpointURL),
+			"PARLEY_SIGNING_SECRET_ARN":    secret.SecretArn(),
+			"PARLEY_QUEUE_URL":             queue.QueueUrl(),
+			"PARLEY_DEAD_LETTER_QUEUE_URL": deadLetters.QueueUrl(),
+			"PARLEY_RETRY_MIN_DELAY":       jsii.String(cfg.RetryMinDelay),
+			"PARLEY_RETRY_MAX_DELAY":       jsii.String(cfg.RetryMaxDelay),
+			"PARLEY_MAX_ATTEMPTS":          jsii.String(strconv.Itoa(cfg.MaxAttempts)),
+			"PARLEY_DELIVERY_TIMEOUT":      jsii.String(cfg.DeliveryTimeout),
+		},
+	})
+	// The event source grants exactly deliveryQueueActions on the queue (the tests
+	// check); an explicit statement would only duplicate them.
+	delivery.AddEventSource(awslambdaeventsources.NewSqsEventSource(queue, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize:               jsii.Number(esmBatchSize),
+		ReportBatchItemFailures: jsii.Bool(true),
+		MaxConcurrency:          jsii.Number(esmMaxConcurrency),
+	}))
+	allow(delivery, deliveryDLQActions, deadLetters.QueueArn())
+	allow(delivery, deliverySecretAction, secret.SecretArn())
+
+	// The $default route sends every method and path to the function, which answers
+	// POST / and gives everything else the contract's JSON 404 or 405.
+	api := awsapigatewayv2.NewHttpApi(stack, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
+		ApiName:            jsii.String(cfg.StackName()),
+		Description:        jsii.String("Parley webhook: POST / with a user message"),
+		DefaultIntegration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Inbound"), inbound, nil),
+		CreateDefaultStage: jsii.Bool(true),
+	})
+
+	addAlarms(stack, cfg, queue, deadLetters, map[string]awslambda.Function{"Inbound": inbound, "Delivery": delivery})
+
+	output(stack, "WebhookUrl", api.Url(), "POST user messages here")
+	output(stack, "QueueUrl", queue.QueueUrl(), "delivery queue (FIFO)")
+	output(stack, "DeadLetterQueueUrl", deadLetters.QueueUrl(), "messages that could not be delivered")
+	output(stack, "TableName", table.TableName(), "de-duplication records")
+	output(stack, "SigningSecretArn", secret.SecretArn(), "webhook signing key")
+	return stack
+}
+
+// newFunction adds the settings both functions share: Go on provided.al2023 for arm64,
+// and a JSON-logging log group with a retention.
+func newFunction(stack awscdk.Stack, name string, removal awscdk.RemovalPolicy, props *awslambda.FunctionProps) awslambda.Function {
+	logs := awslogs.NewLogGroup(stack, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_MONTH,
+		RemovalPolicy: removal,
+	})
+	props.Runtime = awslambda.Runtime_PROVIDED_AL2023()
+	props.Architecture = awslambda.Architecture_ARM_64()
+	props.Handler = jsii.String("bootstrap")
+	props.LogGroup = logs
+	props.LoggingFormat = awslambda.LoggingFormat_JSON
+	return awslambda.NewFunction(stack, jsii.String(name+"Function"), props)
+}
+
+// allow grants actions on one resource through an explicit statement: the grant*
+// helpers add actions the functions do not use (BatchWriteItem, Scan, ...).
+func allow(fn awslambda.Function, actions []string, resource *string) {
+	fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(actions...),
+		Resources: &[]*string{resource},
+	}))
+}
+
+func output(stack awscdk.Stack, id string, value *string, description string) {
+	awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{
+		Value:       value,
+		Description: jsii.String(description),
+	})
+}
+
+// addAlarms watches what needs a person: undeliverable messages, a delivery backlog,
+// and function errors and throttles. With alarmEmail set they notify through SNS.
+func addAlarms(stack awscdk.Stack, cfg Config, queue, deadLetters awssqs.Queue, functions map[string]awslambda.Function) {
+	var actions []awscloudwatch.IAlarmAction
+	if cfg.AlarmEmail != "" {
+		topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+			DisplayName: jsii.String(cfg.StackName() + " alarms"),
+		})
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
+		actions = append(actions, awscloudwatchactions.NewSnsAction(topic))
+		output(stack, "AlarmTopicArn", topic.TopicArn(), "alarm notifications")
+	}
+	alarm := func(id, description string, metric awscloudwatch.Metric, threshold float64) {
+		a := metric.CreateAlarm(stack, jsii.String(id), &awscloudwatch.CreateAlarmOptions{
+			AlarmDescription:   jsii.String(description),
+			Threshold:          jsii.Number(threshold),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+		if len(actions) > 0 {
+			a.AddAlarmAction(actions...)
+			a.AddOkAction(actions...)
+		}
+	}
+	minute := awscdk.Duration_Minutes(jsii.Number(1))
+	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
+
+	alarm("DeadLetterQueueNotEmpty",
+		"Messages could not be delivered and are in the dead-letter queue (parley dead-letters)",
+		deadLetters.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+			Period: minute, Statistic: jsii.String("Maximum"),
+		}), 0)
+	alarm("DeliveryQueueOldestMessage",
+		"A bot message has waited in the delivery queue for more than "+cfg.OldestMessageAge.String()+": is the Response Endpoint down?",
+		queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
+			Period: fiveMinutes, Statistic: jsii.String("Maximum"),
+		}), cfg.OldestMessageAge.Seconds())
+	for _, name := range []string{"Inbound", "Delivery"} {
+		fn := functions[name]
+		sum := &awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("Sum")}
+		alarm(name+"Errors", "The "+name+" function failed", fn.MetricErrors(sum), 0)
+		alarm(name+"Throttles", "The "+name+" function was throttled", fn.MetricThrottles(sum), 0)
+	}
+}
