@@ -1,0 +1,56 @@
+// Command parley is Parley's command line: the local stack (`parley dev`) and the
+// operator tools for a deployed stack.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parley-chat/parley/shared/devstack"
+)
+
+const usage = `usage: parley <command> [arguments]
+
+commands:
+  dev                      run the local stack (configuration: CONTRACT.md §3, README)
+  token create --name N    create an API token in the deployed table and print it once
+  token list               list the tokens (ids and names, never the tokens)
+  token revoke ID          revoke a token by the id that list shows
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command")
+	}
+	switch args[0] {
+	case "dev":
+		cfg, err := devstack.ConfigFromEnv(getenv)
+		if err != nil {
+			return fmt.Errorf("configuration:\n%w", err)
+		}
+		log := slog.New(slog.NewTextHandler(stderr, nil))
+		return devstack.Run(ctx, cfg, stdout, log)
+	case "token":
+		return tokenCommand(ctx, args[1:], getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

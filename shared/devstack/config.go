@@ -1,0 +1,103 @@
+// Package devstack is the local stack of `make run`: the inbound handler behind
+// net/http, the embedded store and queue, the delivery worker and a built-in inbox,
+// all in one process with no AWS account.
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/delivery"
+)
+
+// Config is the local stack's configuration (CONTRACT.md §3).
+type Config struct {
+	Addr            string // listen address; default 127.0.0.1:8080
+	Token           string
+	ResponseURL     string // empty: the built-in inbox
+	Bot             string
+	SigningSecrets  string // empty: a fresh secret is made at start
+	Policy          delivery.Policy
+	DeliveryTimeout time.Duration
+	RecordTTL       time.Duration
+	BotTimeout      time.Duration
+	Workers         int
+}
+
+// ConfigFromEnv reads the configuration through getenv and reports every bad variable
+// at once.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:            "127.0.0.1:8080",
+		Token:           "dev-token",
+		ResponseURL:     getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
+		Bot:             "echo",
+		SigningSecrets:  getenv("PARLEY_SIGNING_SECRET"),
+		Policy:          delivery.DefaultPolicy,
+		DeliveryTimeout: 10 * time.Second,
+		RecordTTL:       7 * 24 * time.Hour,
+		BotTimeout:      10 * time.Second,
+		Workers:         4,
+	}
+	var errs []error
+	if p := getenv("PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("PORT=%q: want a port number", p))
+		}
+		c.Addr = "127.0.0.1:" + strconv.Itoa(n)
+	}
+	if t := getenv("PARLEY_TOKEN"); t != "" {
+		c.Token = t
+	}
+	if b := getenv("PARLEY_BOT"); b != "" {
+		c.Bot = b
+	}
+	if _, err := bot.New(c.Bot); err != nil {
+		errs = append(errs, fmt.Errorf("PARLEY_BOT: %w", err))
+	}
+	if c.ResponseURL != "" {
+		if u, err := url.Parse(c.ResponseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a Go duration such as 5s or 2m", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	duration("PARLEY_RETRY_MIN_DELAY", &c.Policy.MinDelay)
+	duration("PARLEY_RETRY_MAX_DELAY", &c.Policy.MaxDelay)
+	duration("PARLEY_DELIVERY_TIMEOUT", &c.DeliveryTimeout)
+	duration("PARLEY_RECORD_TTL", &c.RecordTTL)
+	duration("PARLEY_BOT_TIMEOUT", &c.BotTimeout)
+	if v := getenv("PARLEY_MAX_ATTEMPTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("PARLEY_MAX_ATTEMPTS=%q: want a whole number", v))
+		}
+		c.Policy.MaxAttempts = n
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DeliveryTimeout <= 0 || c.DeliveryTimeout > 30*time.Second {
+		errs = append(errs, fmt.Errorf("PARLEY_DELIVERY_TIMEOUT=%s: want more than 0 and at most 30s", c.DeliveryTimeout))
+	}
+	if c.RecordTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("PARLEY_RECORD_TTL=%s: want at least 1m", c.RecordTTL))
+	}
+	if c.BotTimeout <= 0 || c.BotTimeout > 25*time.Second {
+		errs = append(errs, fmt.Errorf("PARLEY_BOT_TIMEOUT=%s: want more than 0 and at most 25s", c.BotTimeout))
+	}
+	return c, errors.Join(errs...)
+}

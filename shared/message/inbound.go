@@ -1,0 +1,264 @@
+package message
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the inbound contract. The body limit keeps one echoed bot message, with
+// its envelope, well inside an SQS message and a DynamoDB item.
+const (
+	MaxBodyBytes  = 64 << 10
+	MaxIDBytes    = 256
+	MaxTypeBytes  = 64
+	MaxTextBytes  = 32 << 10
+	maxJSONDepth  = 32
+	maxFieldCount = 1000
+)
+
+// Inbound is a user message as the backend POSTs it, after validation and the
+// original integration's payload defaults.
+type Inbound struct {
+	UserID         string
+	MessageID      string
+	ConversationID string
+	Type           string
+	Text           string
+	// Payload is a JSON object, always with a "text" member, keys in sorted order.
+	Payload json.RawMessage
+}
+
+// Hash is a digest of everything that makes two requests with the same messageId the
+// same message: reusing a messageId with a different digest is a conflict.
+func (m Inbound) Hash() string {
+	h := sha256.New()
+	for _, p := range []string{m.UserID, m.ConversationID, m.MessageID, m.Type, m.Text, string(m.Payload)} {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DecodeInbound parses and validates a request body. Errors are *Error of kind Invalid
+// naming the field at fault. Unknown fields are ignored.
+func DecodeInbound(body []byte) (Inbound, error) {
+	var m Inbound
+	if len(bytes.TrimSpace(body)) == 0 {
+		return m, Invalidf("", "empty_body", "the request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return m, Invalidf("", "invalid_encoding", "the request body is not valid UTF-8")
+	}
+	if err := checkDepth(body); err != nil {
+		return m, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return m, Invalidf("", "invalid_json", "the request body must be a JSON object, not %s", typeErr.Value)
+		}
+		return m, Invalidf("", "invalid_json", "the request body is not valid JSON: %s", jsonErrText(err))
+	}
+	if raw == nil {
+		return m, Invalidf("", "invalid_json", "the request body must be a JSON object, not null")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return m, Invalidf("", "invalid_json", "the request body has data after the JSON object")
+	}
+
+	var err error
+	if m.UserID, err = identifier(raw, "userId"); err != nil {
+		return m, err
+	}
+	if m.MessageID, err = identifier(raw, "messageId"); err != nil {
+		return m, err
+	}
+	if m.ConversationID, err = identifier(raw, "conversationId"); err != nil {
+		return m, err
+	}
+	if m.Type, err = requiredString(raw, "type", MaxTypeBytes); err != nil {
+		return m, err
+	}
+	if !KnownType(m.Type) {
+		return m, Invalidf("type", "invalid_type", "type %q is not supported; use one of %s", clip(m.Type), strings.Join(Types, ", "))
+	}
+	if m.Text, err = requiredString(raw, "text", MaxTextBytes); err != nil {
+		return m, err
+	}
+	if m.Payload, err = normalizePayload(raw["payload"], m.Text); err != nil {
+		return m, err
+	}
+	if err := ValidatePayload(m.Type, m.Payload); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+func identifier(raw map[string]json.RawMessage, field string) (string, error) {
+	s, err := requiredString(raw, field, MaxIDBytes)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", Invalidf(field, "blank_field", "%s must not be blank", field)
+	}
+	for _, r := range s {
+		// Control and invisible formatting characters (bidi overrides, zero-width
+		// joiners) make ids that look alike but differ, and break headers.
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", Invalidf(field, "invalid_character", "%s must not contain control or invisible formatting characters", field)
+		}
+	}
+	return s, nil
+}
+
+func requiredString(raw map[string]json.RawMessage, field string, max int) (string, error) {
+	v, ok := raw[field]
+	if !ok || string(v) == "null" {
+		return "", Invalidf(field, "missing_field", "%s is required", field)
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", Invalidf(field, "invalid_field_type", "%s must be a string, not %s", field, jsonKind(v))
+	}
+	if s == "" {
+		return "", Invalidf(field, "empty_field", "%s must not be empty", field)
+	}
+	if len(s) > max {
+		return "", Invalidf(field, "field_too_long", "%s is %d bytes; the limit is %d", field, len(s), max)
+	}
+	return s, nil
+}
+
+// normalizePayload applies the original integration's defaults: an absent payload is
+// {"text": text}, and a payload without "text" gets it.
+func normalizePayload(v json.RawMessage, text string) (json.RawMessage, error) {
+	obj := map[string]any{}
+	if len(v) > 0 && string(v) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		if err := dec.Decode(&obj); err != nil || obj == nil {
+			return nil, Invalidf("payload", "invalid_field_type", "payload must be a JSON object, not %s", jsonKind(v))
+		}
+		if len(obj) > maxFieldCount {
+			return nil, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
+		}
+	}
+	switch t := obj["text"].(type) {
+	case nil:
+		if _, present := obj["text"]; present {
+			return nil, Invalidf("payload.text", "invalid_field_type", "payload.text must be a string, not null")
+		}
+		obj["text"] = text
+	case string:
+	default:
+		return nil, Invalidf("payload.text", "invalid_field_type", "payload.text must be a string, not %s", goKind(t))
+	}
+	return Marshal(obj)
+}
+
+// Marshal encodes v as JSON without HTML escaping, so payloads pass through as sent.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// checkDepth rejects absurdly nested documents before they are decoded.
+func checkDepth(body []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			if depth > maxJSONDepth {
+				return Invalidf("", "payload_too_complex", "the request body is nested more than %d levels deep", maxJSONDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func jsonKind(v json.RawMessage) string {
+	t := bytes.TrimSpace(v)
+	if len(t) == 0 {
+		return "nothing"
+	}
+	switch t[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func goKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func jsonErrText(err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("%s at byte %d", syn.Error(), syn.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+// clip shortens caller input echoed in an error message.
+func clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	cut := 40
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
