@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log := slog.New(slog.NewTextHandler(stderr, nil))
 		return devstack.Run(ctx, cfg, stdout, log)
 	case "token":
-		return tokenCommand(ctx, args[1:], getenv, stdout)
+		return tokenCommand(ctx, args[1:], getenv, stdout, openTable)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

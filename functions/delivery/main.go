@@ -1,4 +1,111 @@
-// Command delivery is the SQS-triggered Lambda that POSTs bot messages to the Response Endpoint URL.
+// Command delivery is the SQS-triggered Lambda that POSTs bot messages to the
+// Response Endpoint URL. It only wires: configuration from the environment, the
+// signing secret read once per execution environment, SDK clients created once, then
+// the shared handler.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/dynamo"
+	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/webhook"
+)
+
+type config struct {
+	responseURL, secretARN, queueURL, deadURL, table string
+	policy                                          delivery.Policy
+	timeout                                         time.Duration
+}
+
+// loadConfig reads the environment once and reports every problem at once.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		responseURL: getenv("PARLEY_RESPONSE_ENDPOINT_URL"), secretARN: getenv("PARLEY_SIGNING_SECRET_ARN"),
+		queueURL: getenv("PARLEY_QUEUE_URL"), deadURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"), table: getenv("PARLEY_TABLE_NAME"),
+	}
+	var errs []error
+	for _, v := range []struct{ name, value string }{
+		{"PARLEY_RESPONSE_ENDPOINT_URL", c.responseURL}, {"PARLEY_QUEUE_URL", c.queueURL},
+		{"PARLEY_DEAD_LETTER_QUEUE_URL", c.deadURL}, {"PARLEY_TABLE_NAME", c.table},
+	} {
+		if v.value == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", v.name))
+		}
+	}
+	var err error
+	c.policy, c.timeout, err = delivery.ConfigFromEnv(getenv)
+	return c, errors.Join(append(errs, err)...)
+}
+
+func main() {
+	log := lambdacontext.NewLogger()
+	if err := run(log); err != nil {
+		log.Error("start", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	cfg, err := loadConfig(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	ctx := context.Background()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws configuration: %w", err)
+	}
+	secrets := ""
+	if cfg.secretARN != "" {
+		if secrets, err = readSecret(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.secretARN); err != nil {
+			return err
+		}
+	}
+	signer, err := webhook.NewSigner(secrets)
+	if err != nil {
+		return fmt.Errorf("signing secret: %w", err)
+	}
+	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: cfg.timeout, Signer: signer})
+	if err != nil {
+		return err
+	}
+	queue := sqsfifo.New(sqs.NewFromConfig(awsCfg), cfg.queueURL, cfg.deadURL)
+	attempts := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.table)
+	h := delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log)
+	lambda.Start(h.Handle)
+	return nil
+}
+
+// readSecret reads the signing secret once per cold start. Secrets Manager makes a
+// 44-character alphanumeric secret, which is the base64 of a 33-byte key; receivers
+// use it as whsec_<secret>. A value holding several secrets (rotation) is kept whole.
+func readSecret(ctx context.Context, client *secretsmanager.Client, arn string) (string, error) {
+	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("read signing secret: %w", err)
+	}
+	var parts []string
+	for _, s := range strings.Fields(aws.ToString(out.SecretString)) {
+		if !strings.HasPrefix(s, "whsec_") {
+			s = "whsec_" + s
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " "), nil
+}

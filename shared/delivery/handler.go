@@ -28,6 +28,15 @@ type Queue interface {
 	DeadLetter(ctx context.Context, m events.SQSMessage, reason string, attempts int) error
 }
 
+// Attempts counts failed attempts per queue message. SQS's ApproximateReceiveCount
+// is not a count of attempts: it also grows for the messages held back behind a
+// failing one of their conversation, and for a crashed invocation. The count is
+// keyed by the SQS message id, which a redrive renews, so a redriven message gets a
+// fresh budget. It is written only when an attempt fails: nothing on the happy path.
+type Attempts interface {
+	Failed(ctx context.Context, messageID string, now time.Time) (int, error)
+}
+
 // MaxVisibility is SQS's ceiling for a visibility timeout, so for one retry delay.
 const MaxVisibility = 12 * time.Hour
 
@@ -69,9 +78,11 @@ func (p Policy) Delay(n int) time.Duration {
 
 // Handler delivers a batch of queue records.
 type Handler struct {
-	sender Sender
-	queue  Queue
-	policy Policy
+	sender   Sender
+	queue    Queue
+	attempts Attempts
+	policy   Policy
+	now      func() time.Time
 	log    *slog.Logger
 	jitter func() float64 // in [0.8, 1.2)
 	// margin is kept free before the invocation deadline: a delivery is not started
@@ -80,9 +91,9 @@ type Handler struct {
 }
 
 // New returns a Handler. timeout is the sender's per-delivery timeout.
-func New(sender Sender, queue Queue, policy Policy, timeout time.Duration, log *slog.Logger) *Handler {
+func New(sender Sender, queue Queue, attempts Attempts, policy Policy, timeout time.Duration, log *slog.Logger) *Handler {
 	return &Handler{
-		sender: sender, queue: queue, policy: policy, log: log,
+		sender: sender, queue: queue, attempts: attempts, policy: policy, log: log, now: time.Now,
 		jitter: func() float64 { return 0.8 + 0.4*rand.Float64() },
 		margin: timeout + 2*time.Second,
 	}
@@ -148,23 +159,22 @@ func (h *Handler) deliverGroup(ctx context.Context, msgs []events.SQSMessage) []
 // deliver makes one attempt and settles the record: true when it is done with
 // (delivered or dead-lettered), false when it is to be retried.
 func (h *Handler) deliver(ctx context.Context, m events.SQSMessage, rest []events.SQSMessage) bool {
-	attempt, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
-	attempt = max(attempt, 1)
-	log := h.log.With(slog.String("sqsMessageId", m.MessageId), slog.Int("attempt", attempt))
-
+	log := h.log.With(slog.String("sqsMessageId", m.MessageId))
 	d, err := Decode(m)
 	if err != nil {
-		return h.deadLetter(ctx, log, m, err.Error(), attempt)
+		return h.deadLetter(ctx, log, m, err.Error(), h.failed(ctx, log, m))
 	}
 	log = log.With(slog.String("webhookId", d.ID))
 	out := h.sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
 	log = log.With(slog.Int("status", out.Status), slog.Float64("latencyMs", float64(out.Duration.Microseconds())/1000))
 
-	switch out.Class {
-	case webhook.Delivered:
+	if out.Class == webhook.Delivered {
 		log.InfoContext(ctx, "delivered")
 		return true
-	case webhook.Permanent:
+	}
+	attempt := h.failed(ctx, log, m)
+	log = log.With(slog.Int("attempt", attempt))
+	if out.Class == webhook.Permanent {
 		return h.deadLetter(ctx, log, m, "permanent failure: "+out.Reason, attempt)
 	}
 	if attempt >= h.policy.MaxAttempts {
@@ -180,6 +190,18 @@ func (h *Handler) deliver(ctx context.Context, m events.SQSMessage, rest []event
 	h.holdBack(ctx, rest, delay)
 	log.WarnContext(ctx, "retry", slog.String("reason", out.Reason), slog.Float64("retryInSeconds", delay.Seconds()))
 	return false
+}
+
+// failed counts a failed attempt and returns the attempt's number. If the count cannot
+// be kept, SQS's receive count stands in: it only ever overcounts, so the budget still
+// ends.
+func (h *Handler) failed(ctx context.Context, log *slog.Logger, m events.SQSMessage) int {
+	n, err := h.attempts.Failed(ctx, m.MessageId, h.now())
+	if err != nil {
+		n, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+		log.WarnContext(ctx, "count attempt", slog.String("error", err.Error()))
+	}
+	return max(n, 1)
 }
 
 func (h *Handler) retryDelay(attempt int, retryAfter time.Duration) time.Duration {

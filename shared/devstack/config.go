@@ -37,8 +37,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ResponseURL:     getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
 		Bot:             "echo",
 		SigningSecrets:  getenv("PARLEY_SIGNING_SECRET"),
-		Policy:          delivery.DefaultPolicy,
-		DeliveryTimeout: 10 * time.Second,
 		RecordTTL:       7 * 24 * time.Hour,
 		BotTimeout:      10 * time.Second,
 		Workers:         4,
@@ -65,6 +63,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))
 		}
 	}
+	policy, timeout, err := delivery.ConfigFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Policy, c.DeliveryTimeout = policy, timeout
 	duration := func(name string, dst *time.Duration) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
@@ -75,24 +78,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			*dst = d
 		}
 	}
-	duration("PARLEY_RETRY_MIN_DELAY", &c.Policy.MinDelay)
-	duration("PARLEY_RETRY_MAX_DELAY", &c.Policy.MaxDelay)
-	duration("PARLEY_DELIVERY_TIMEOUT", &c.DeliveryTimeout)
 	duration("PARLEY_RECORD_TTL", &c.RecordTTL)
 	duration("PARLEY_BOT_TIMEOUT", &c.BotTimeout)
-	if v := getenv("PARLEY_MAX_ATTEMPTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("PARLEY_MAX_ATTEMPTS=%q: want a whole number", v))
-		}
-		c.Policy.MaxAttempts = n
-	}
-	if err := c.Policy.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DeliveryTimeout <= 0 || c.DeliveryTimeout > 30*time.Second {
-		errs = append(errs, fmt.Errorf("PARLEY_DELIVERY_TIMEOUT=%s: want more than 0 and at most 30s", c.DeliveryTimeout))
-	}
 	if c.RecordTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("PARLEY_RECORD_TTL=%s: want at least 1m", c.RecordTTL))
 	}

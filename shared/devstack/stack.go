@@ -88,7 +88,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	h := delivery.New(sender, s.Queue, cfg.Policy, cfg.DeliveryTimeout, log)
+	h := delivery.New(sender, s.Queue, s.Store, cfg.Policy, cfg.DeliveryTimeout, log)
 	s.workers.Add(1)
 	go func() {
 		defer s.workers.Done()

@@ -38,8 +38,13 @@ const (
 	attrName       = "name"
 	attrCreatedAt  = "createdAt"
 
-	recordSK = "idempotency"
-	tokenPK  = "token"
+	attrAttempts   = "attempts"
+
+	recordSK   = "idempotency"
+	tokenPK    = "token"
+	attemptsSK = "attempts"
+	// Attempt counts outlive the queue's 14-day retention.
+	attemptsTTL = 15 * 24 * time.Hour
 )
 
 // Store is the DynamoDB store.
@@ -194,4 +199,24 @@ func getNum(item map[string]types.AttributeValue, k string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(v.Value, 10, 64)
 	return n, err == nil
+}
+
+// Failed implements delivery.Attempts: one UpdateItem that adds one and returns the sum.
+func (s *Store) Failed(ctx context.Context, messageID string, now time.Time) (int, error) {
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       map[string]types.AttributeValue{attrPK: str("sqs#" + messageID), attrSK: str(attemptsSK)},
+		UpdateExpression:          aws.String("ADD #n :one SET #exp = :exp"),
+		ExpressionAttributeNames:  map[string]string{"#n": attrAttempts, "#exp": attrExpiresAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":exp": num(now.Add(attemptsTTL).Unix())},
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count attempt of %s: %w", messageID, err)
+	}
+	n, ok := getNum(out.Attributes, attrAttempts)
+	if !ok {
+		return 0, fmt.Errorf("count attempt of %s: no count returned", messageID)
+	}
+	return int(n), nil
 }

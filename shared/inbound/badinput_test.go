@@ -71,7 +71,10 @@ func TestBadInputs(t *testing.T) {
 		{"payload.text number", "", set("payload", `{"text":5}`), 400, "invalid_field_type", "payload.text"},
 		{"payload.text null", "", set("payload", `{"text":null}`), 400, "invalid_field_type", "payload.text"},
 		{"image without url", "", ok(func(m map[string]string) { m["type"] = `"image"`; m["payload"] = `{"title":"cat"}` }), 400, "invalid_payload", "payload.imageUrl"},
-		{"location as strings", "", ok(func(m map[string]string) { m["type"] = `"location"`; m["payload"] = `{"latitude":"45","longitude":"-73"}` }), 400, "invalid_payload", "payload.latitude"},
+		{"location as strings", "", ok(func(m map[string]string) {
+			m["type"] = `"location"`
+			m["payload"] = `{"latitude":"45","longitude":"-73"}`
+		}), 400, "invalid_payload", "payload.latitude"},
 		{"choice option without value", "", ok(func(m map[string]string) {
 			m["type"] = `"choice"`
 			m["payload"] = `{"text":"Pick","options":[{"label":"A"}]}`
@@ -80,7 +83,10 @@ func TestBadInputs(t *testing.T) {
 			m["type"] = `"card"`
 			m["payload"] = `{"title":"T","actions":[{"action":"call","label":"x","value":"y"}]}`
 		}), 400, "invalid_payload", "payload.actions[0].action"},
-		{"carousel item not a card", "", ok(func(m map[string]string) { m["type"] = `"carousel"`; m["payload"] = `{"items":[{"subtitle":"no title"}]}` }), 400, "invalid_payload", "payload.items[0].title"},
+		{"carousel item not a card", "", ok(func(m map[string]string) {
+			m["type"] = `"carousel"`
+			m["payload"] = `{"items":[{"subtitle":"no title"}]}`
+		}), 400, "invalid_payload", "payload.items[0].title"},
 		{"bloc with markdown item", "", ok(func(m map[string]string) {
 			m["type"] = `"bloc"`
 			m["payload"] = `{"items":[{"type":"markdown","payload":{"markdown":"*x*"}}]}`

@@ -16,11 +16,12 @@ type Store struct {
 	mu      sync.Mutex
 	records map[string]message.Record
 	tokens  map[string]message.Token
+	failed  map[string]int
 }
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{records: map[string]message.Record{}, tokens: map[string]message.Token{}}
+	return &Store{records: map[string]message.Record{}, tokens: map[string]message.Token{}, failed: map[string]int{}}
 }
 
 // live mirrors the DynamoDB condition: a record blocks a new one unless it expired,
@@ -141,4 +142,15 @@ func (s *Store) DeleteTokens(ctx context.Context, id string) (int, error) {
 func clone(r message.Record) message.Record {
 	r.Response = slices.Clone(r.Response)
 	return r
+}
+
+// Failed implements delivery.Attempts.
+func (s *Store) Failed(ctx context.Context, messageID string, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed[messageID]++
+	return s.failed[messageID], nil
 }
