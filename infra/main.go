@@ -12,12 +12,14 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
-		jsii.Close()
+	err := run()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley infra:", err)
+	}
+	closeJSII()
+	if err != nil {
 		os.Exit(1)
 	}
-	jsii.Close()
 }
 
 func run() error {
@@ -33,4 +35,15 @@ func run() error {
 	NewParleyStack(app, cfg, root)
 	app.Synth(nil)
 	return nil
+}
+
+// closeJSII stops the jsii runtime's node process, last thing before exit. It silences
+// stderr first: jsii-runtime-go v1.138.0 waits for that process from two goroutines at
+// once, and the loser prints "Runtime process exited abnormally: waitid: no child
+// processes" after a successful synth.
+func closeJSII() {
+	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		os.Stderr = null
+	}
+	jsii.Close()
 }

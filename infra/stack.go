@@ -53,6 +53,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	stack := awscdk.NewStack(scope, jsii.String(cfg.StackName()), &awscdk.StackProps{
 		Description: jsii.String("Parley Messaging API (" + cfg.Stage + ")"),
 	})
+	awscdk.Tags_Of(stack).Add(jsii.String("parley:stage"), jsii.String(cfg.Stage), nil)
 
 	removal := awscdk.RemovalPolicy_RETAIN
 	if cfg.RemovalPolicy == "destroy" {

@@ -29,8 +29,8 @@ import (
 
 type config struct {
 	responseURL, secretARN, queueURL, deadURL, table string
-	policy                                          delivery.Policy
-	timeout                                         time.Duration
+	policy                                           delivery.Policy
+	timeout                                          time.Duration
 }
 
 // loadConfig reads the environment once and reports every problem at once.

@@ -83,8 +83,8 @@ type Handler struct {
 	attempts Attempts
 	policy   Policy
 	now      func() time.Time
-	log    *slog.Logger
-	jitter func() float64 // in [0.8, 1.2)
+	log      *slog.Logger
+	jitter   func() float64 // in [0.8, 1.2)
 	// margin is kept free before the invocation deadline: a delivery is not started
 	// unless it can finish.
 	margin time.Duration

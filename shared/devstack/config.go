@@ -32,14 +32,14 @@ type Config struct {
 // at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:            "127.0.0.1:8080",
-		Token:           "dev-token",
-		ResponseURL:     getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
-		Bot:             "echo",
-		SigningSecrets:  getenv("PARLEY_SIGNING_SECRET"),
-		RecordTTL:       7 * 24 * time.Hour,
-		BotTimeout:      10 * time.Second,
-		Workers:         4,
+		Addr:           "127.0.0.1:8080",
+		Token:          "dev-token",
+		ResponseURL:    getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
+		Bot:            "echo",
+		SigningSecrets: getenv("PARLEY_SIGNING_SECRET"),
+		RecordTTL:      7 * 24 * time.Hour,
+		BotTimeout:     10 * time.Second,
+		Workers:        4,
 	}
 	var errs []error
 	if p := getenv("PORT"); p != "" {

@@ -38,7 +38,7 @@ const (
 	attrName       = "name"
 	attrCreatedAt  = "createdAt"
 
-	attrAttempts   = "attempts"
+	attrAttempts = "attempts"
 
 	recordSK   = "idempotency"
 	tokenPK    = "token"
