@@ -1,0 +1,485 @@
+package main
+
+import (
+	"debug/buildinfo"
+	"debug/elf"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// cdkSystem reads a synthesized template the way the parity test does.
+func cdkSystem(t *testing.T, s *synthesized) *system {
+	t.Helper()
+	data, err := json.Marshal(s.json)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := processTemplate(data, false, nil)
+	if err != nil {
+		t.Fatalf("process CDK template: %v", err)
+	}
+	sys, err := loadSystem(raw)
+	if err != nil {
+		t.Fatalf("read CDK template: %v", err)
+	}
+	return sys
+}
+
+func TestResourceList(t *testing.T) {
+	s := defaultSynth(t)
+	got := map[string]int{}
+	for _, r := range s.json["Resources"].(map[string]any) {
+		got[r.(map[string]any)["Type"].(string)]++
+	}
+	want := map[string]int{
+		"AWS::ApiGatewayV2::Api":          1,
+		"AWS::ApiGatewayV2::Integration":  1,
+		"AWS::ApiGatewayV2::Route":        1,
+		"AWS::ApiGatewayV2::Stage":        1,
+		"AWS::CloudWatch::Alarm":          6,
+		"AWS::DynamoDB::Table":            1,
+		"AWS::IAM::Policy":                2,
+		"AWS::IAM::Role":                  2,
+		"AWS::Lambda::EventSourceMapping": 1,
+		"AWS::Lambda::Function":           2,
+		"AWS::Lambda::Permission":         1,
+		"AWS::Logs::LogGroup":             2,
+		"AWS::SQS::Queue":                 2,
+		"AWS::SecretsManager::Secret":     1,
+	}
+	for _, d := range diff("Resources", got, want) {
+		t.Error(d)
+	}
+	for typ, n := range want {
+		check(t, "count of "+typ, func() { s.template.ResourceCountIs(jsii.String(typ), jsii.Number(float64(n))) })
+	}
+	if s.stack.StackName() == nil || *s.stack.StackName() != "Parley-dev" {
+		t.Errorf("stack name: got %v, want Parley-dev", *s.stack.StackName())
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	s := defaultSynth(t)
+	queue, dlq := s.id(t, "DeliveryQueue"), s.id(t, "DeadLetterQueue")
+	tests := []struct {
+		name    string
+		memory  int
+		timeout int
+		env     map[string]any
+		logs    string
+	}{
+		{"InboundFunction", 256, 29, map[string]any{
+			"PARLEY_TABLE_NAME": ref(s.id(t, "Table")),
+			"PARLEY_QUEUE_URL":  ref(queue),
+			"PARLEY_BOT":        "echo",
+			"PARLEY_RECORD_TTL": "168h",
+		}, "InboundLogs"},
+		{"DeliveryFunction", 256, 120, map[string]any{
+			"PARLEY_RESPONSE_ENDPOINT_URL": testEndpoint,
+			"PARLEY_SIGNING_SECRET_ARN":    ref(s.id(t, "SigningSecret")),
+			"PARLEY_QUEUE_URL":             ref(queue),
+			"PARLEY_DEAD_LETTER_QUEUE_URL": ref(dlq),
+			"PARLEY_RETRY_MIN_DELAY":       "5s",
+			"PARLEY_RETRY_MAX_DELAY":       "12h",
+			"PARLEY_MAX_ATTEMPTS":          "11",
+			"PARLEY_DELIVERY_TIMEOUT":      "10s",
+		}, "DeliveryLogs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := s.id(t, tt.name)
+			fn := s.resources("AWS::Lambda::Function")[id]
+			if fn == nil {
+				t.Fatalf("%s is not a Lambda function", tt.name)
+			}
+			check(t, tt.name, func() {
+				s.template.HasResource(jsii.String("AWS::Lambda::Function"), map[string]any{
+					"Metadata": map[string]any{"aws:cdk:path": "Parley-dev/" + tt.name + "/Resource"},
+					"Properties": map[string]any{
+						"Runtime":       "provided.al2023",
+						"Architectures": []any{"arm64"},
+						"Handler":       "bootstrap",
+						"MemorySize":    tt.memory,
+						"Timeout":       tt.timeout,
+						"Environment":   map[string]any{"Variables": assertions.Match_ObjectEquals(&tt.env)},
+						"LoggingConfig": map[string]any{"LogFormat": "JSON", "LogGroup": ref(s.id(t, tt.logs))},
+						"Role":          getAtt(s.id(t, tt.name+"/ServiceRole"), "Arn"),
+					},
+				})
+			})
+			check(t, tt.logs, func() {
+				s.template.HasResource(jsii.String("AWS::Logs::LogGroup"), map[string]any{
+					"Metadata":       map[string]any{"aws:cdk:path": "Parley-dev/" + tt.logs + "/Resource"},
+					"Properties":     map[string]any{"RetentionInDays": 30},
+					"DeletionPolicy": "Retain",
+				})
+			})
+		})
+	}
+}
+
+// TestBundledBinaries checks what the local bundling produced: a static, stripped
+// linux/arm64 executable named bootstrap, built with the flags the functions need.
+func TestBundledBinaries(t *testing.T) {
+	s := defaultSynth(t)
+	for _, name := range []string{"InboundFunction", "DeliveryFunction"} {
+		t.Run(name, func(t *testing.T) {
+			fn := s.resources("AWS::Lambda::Function")[s.id(t, name)]
+			md := fn["Metadata"].(map[string]any)
+			if md["aws:asset:is-bundled"] != true {
+				t.Errorf("asset is-bundled: got %v, want true", md["aws:asset:is-bundled"])
+			}
+			dir := filepath.Join(s.outdir, md["aws:asset:path"].(string))
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var files []string
+			for _, e := range entries {
+				files = append(files, e.Name())
+			}
+			if !slices.Equal(files, []string{"bootstrap"}) {
+				t.Errorf("asset %s holds %v, want just bootstrap", dir, files)
+			}
+			bin := filepath.Join(dir, "bootstrap")
+			f, err := elf.Open(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Machine != elf.EM_AARCH64 {
+				t.Errorf("machine: got %v, want EM_AARCH64", f.Machine)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					t.Error("bootstrap has an ELF interpreter: not a static binary")
+				}
+			}
+			// -trimpath keeps -ldflags out of the build info: check its effect instead.
+			if f.Section(".symtab") != nil {
+				t.Error("bootstrap has a symbol table: not linked with -s")
+			}
+			if f.Section(".debug_info") != nil || f.Section(".zdebug_info") != nil {
+				t.Error("bootstrap has DWARF: not linked with -w")
+			}
+			info, err := buildinfo.ReadFile(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkg := "github.com/parley-chat/parley/functions/" + strings.ToLower(strings.TrimSuffix(name, "Function"))
+			if info.Path != pkg {
+				t.Errorf("main package: got %s, want %s", info.Path, pkg)
+			}
+			settings := map[string]string{}
+			for _, kv := range info.Settings {
+				settings[kv.Key] = kv.Value
+			}
+			for k, want := range map[string]string{
+				"-tags": "lambda.norpc", "-trimpath": "true",
+				"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "arm64",
+			} {
+				if settings[k] != want {
+					t.Errorf("build setting %s: got %q, want %q", k, settings[k], want)
+				}
+			}
+		})
+	}
+}
+
+// TestPermissions checks each function's IAM actions and resources exactly: no more
+// than listed here, on no other resource.
+func TestPermissions(t *testing.T) {
+	s := defaultSynth(t)
+	sys := cdkSystem(t, s)
+	want := map[string]map[string][]string{
+		"InboundFunction": {
+			"getatt:Table.Arn":         {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+			"getatt:DeliveryQueue.Arn": {"sqs:SendMessage"},
+		},
+		"DeliveryFunction": {
+			"getatt:DeliveryQueue.Arn":   {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"},
+			"getatt:DeadLetterQueue.Arn": {"sqs:SendMessage"},
+			"ref:SigningSecret":          {"secretsmanager:GetSecretValue"},
+		},
+	}
+	for name, perms := range want {
+		f := sys.Functions[name]
+		if f == nil {
+			t.Fatalf("no function %s", name)
+		}
+		for _, d := range diff(name+".Permissions", f.Permissions, perms) {
+			t.Error(d)
+		}
+		if !slices.Equal(f.ManagedPolicies, []string{"AWSLambdaBasicExecutionRole"}) {
+			t.Errorf("%s managed policies: got %v, want [AWSLambdaBasicExecutionRole]", name, f.ManagedPolicies)
+		}
+	}
+	// The same, through the assertions library: one policy per role, statements exact.
+	check(t, "inbound policy", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
+			"PolicyDocument": map[string]any{"Statement": []any{
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+			}},
+		})
+	})
+	check(t, "delivery policy", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+			"Roles": []any{ref(s.id(t, "DeliveryFunction/ServiceRole"))},
+			"PolicyDocument": map[string]any{"Statement": []any{
+				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage", "sqs:DeleteMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
+			}},
+		})
+	})
+	for _, role := range s.resources("AWS::IAM::Role") {
+		if _, ok := role["Properties"].(map[string]any)["Policies"]; ok {
+			t.Errorf("role %v has inline policies", role["Metadata"])
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	s := defaultSynth(t)
+	check(t, "table", func() {
+		s.template.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+			"Properties": map[string]any{
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "pk", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
+				},
+				"AttributeDefinitions": []any{
+					map[string]any{"AttributeName": "pk", "AttributeType": "S"},
+					map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+				},
+				"BillingMode":                      "PAY_PER_REQUEST",
+				"TimeToLiveSpecification":          map[string]any{"AttributeName": "expiresAt", "Enabled": true},
+				"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+				"GlobalSecondaryIndexes":           assertions.Match_Absent(),
+				"ProvisionedThroughput":            assertions.Match_Absent(),
+			},
+			"DeletionPolicy":      "Retain",
+			"UpdateReplacePolicy": "Retain",
+		})
+	})
+}
+
+func TestQueues(t *testing.T) {
+	s := defaultSynth(t)
+	check(t, "delivery queue", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
+			"FifoQueue":                 true,
+			"ContentBasedDeduplication": false,
+			"MessageRetentionPeriod":    14 * 24 * 3600,
+			"VisibilityTimeout":         720,
+			"RedrivePolicy": assertions.Match_ObjectEquals(&map[string]any{
+				"deadLetterTargetArn": getAtt(s.id(t, "DeadLetterQueue"), "Arn"),
+				"maxReceiveCount":     12,
+			}),
+		})
+	})
+	check(t, "dead-letter queue", func() {
+		s.template.HasResource(jsii.String("AWS::SQS::Queue"), map[string]any{
+			"Metadata": map[string]any{"aws:cdk:path": "Parley-dev/DeadLetterQueue/Resource"},
+			"Properties": assertions.Match_ObjectEquals(&map[string]any{
+				"FifoQueue":                 true,
+				"ContentBasedDeduplication": false,
+				"MessageRetentionPeriod":    14 * 24 * 3600,
+				"Tags":                      []any{map[string]any{"Key": "parley:stage", "Value": "dev"}},
+			}),
+		})
+	})
+	// Lambda's rule for SQS sources, and the redrive budget, from the numbers themselves.
+	sys := cdkSystem(t, s)
+	q := sys.Queues["DeliveryQueue"]
+	if fn := sys.Functions["DeliveryFunction"]; q.VisibilityTimeout < 6*fn.Timeout {
+		t.Errorf("visibility timeout %d s is less than 6 x the delivery timeout %d s", q.VisibilityTimeout, fn.Timeout)
+	}
+	if q.MaxReceiveCount != s.cfg.MaxAttempts+1 {
+		t.Errorf("maxReceiveCount: got %d, want maxAttempts+1 = %d", q.MaxReceiveCount, s.cfg.MaxAttempts+1)
+	}
+}
+
+func TestEventSource(t *testing.T) {
+	s := defaultSynth(t)
+	check(t, "event source mapping", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), assertions.Match_ObjectEquals(&map[string]any{
+			"EventSourceArn":        getAtt(s.id(t, "DeliveryQueue"), "Arn"),
+			"FunctionName":          ref(s.id(t, "DeliveryFunction")),
+			"BatchSize":             10,
+			"FunctionResponseTypes": []any{"ReportBatchItemFailures"},
+			"ScalingConfig":         map[string]any{"MaximumConcurrency": 10},
+			"Tags":                  []any{map[string]any{"Key": "parley:stage", "Value": "dev"}},
+		}))
+	})
+}
+
+func TestSecret(t *testing.T) {
+	s := defaultSynth(t)
+	check(t, "signing secret", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SecretsManager::Secret"), map[string]any{
+			"GenerateSecretString": assertions.Match_ObjectEquals(&map[string]any{
+				"ExcludePunctuation": true,
+				"PasswordLength":     44,
+			}),
+		})
+	})
+}
+
+func TestHTTPAPI(t *testing.T) {
+	s := defaultSynth(t)
+	api := s.id(t, "HttpApi")
+	integration := s.id(t, "HttpApi/DefaultRoute/Inbound")
+	check(t, "api", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), map[string]any{"ProtocolType": "HTTP", "Name": "Parley-dev"})
+	})
+	check(t, "integration", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Integration"), map[string]any{
+			"ApiId":                ref(api),
+			"IntegrationType":      "AWS_PROXY",
+			"IntegrationUri":       getAtt(s.id(t, "InboundFunction"), "Arn"),
+			"PayloadFormatVersion": "2.0",
+		})
+	})
+	check(t, "route", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]any{
+			"ApiId":    ref(api),
+			"RouteKey": "$default",
+			"Target":   map[string]any{"Fn::Join": []any{"", []any{"integrations/", ref(integration)}}},
+		})
+	})
+	check(t, "stage", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), map[string]any{
+			"ApiId": ref(api), "StageName": "$default", "AutoDeploy": true,
+		})
+	})
+	check(t, "permission", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
+			"Action":       "lambda:InvokeFunction",
+			"FunctionName": getAtt(s.id(t, "InboundFunction"), "Arn"),
+			"Principal":    "apigateway.amazonaws.com",
+		})
+	})
+}
+
+func TestOutputs(t *testing.T) {
+	s := defaultSynth(t)
+	want := map[string]any{
+		"WebhookUrl": map[string]any{"Fn::Join": []any{"", []any{
+			"https://", ref(s.id(t, "HttpApi")), ".execute-api.", ref("AWS::Region"), ".", ref("AWS::URLSuffix"), "/",
+		}}},
+		"QueueUrl":           ref(s.id(t, "DeliveryQueue")),
+		"DeadLetterQueueUrl": ref(s.id(t, "DeadLetterQueue")),
+		"TableName":          ref(s.id(t, "Table")),
+		"SigningSecretArn":   ref(s.id(t, "SigningSecret")),
+	}
+	for name, value := range want {
+		check(t, "output "+name, func() { s.template.HasOutput(jsii.String(name), map[string]any{"Value": value}) })
+	}
+	var got []string
+	for name := range s.json["Outputs"].(map[string]any) {
+		got = append(got, name)
+	}
+	sort.Strings(got)
+	if want := []string{"DeadLetterQueueUrl", "QueueUrl", "SigningSecretArn", "TableName", "WebhookUrl"}; !slices.Equal(got, want) {
+		t.Errorf("outputs: got %v, want %v", got, want)
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	s := defaultSynth(t)
+	sys := cdkSystem(t, s)
+	sqsAlarm := func(queue, metric string, period int, threshold float64) alarm {
+		return alarm{Namespace: "AWS/SQS", Metric: metric, Statistic: "Maximum", Dimension: "QueueName=getatt:" + queue + ".QueueName",
+			Comparison: "GreaterThanThreshold", TreatMissingData: "notBreaching", Period: period, EvaluationPeriods: 1, Threshold: threshold}
+	}
+	fnAlarm := func(fn, metric string) alarm {
+		return alarm{Namespace: "AWS/Lambda", Metric: metric, Statistic: "Sum", Dimension: "FunctionName=ref:" + fn,
+			Comparison: "GreaterThanThreshold", TreatMissingData: "notBreaching", Period: 300, EvaluationPeriods: 1, Threshold: 0}
+	}
+	want := map[string]alarm{
+		"DeadLetterQueueNotEmpty":    sqsAlarm("DeadLetterQueue", "ApproximateNumberOfMessagesVisible", 60, 0),
+		"DeliveryQueueOldestMessage": sqsAlarm("DeliveryQueue", "ApproximateAgeOfOldestMessage", 300, 3600),
+		"InboundErrors":              fnAlarm("InboundFunction", "Errors"),
+		"InboundThrottles":           fnAlarm("InboundFunction", "Throttles"),
+		"DeliveryErrors":             fnAlarm("DeliveryFunction", "Errors"),
+		"DeliveryThrottles":          fnAlarm("DeliveryFunction", "Throttles"),
+	}
+	for _, d := range diff("Alarms", sys.Alarms, want) {
+		t.Error(d)
+	}
+	// Without alarmEmail there is no topic and no action.
+	check(t, "no SNS topic", func() { s.template.ResourceCountIs(jsii.String("AWS::SNS::Topic"), jsii.Number(0)) })
+	check(t, "no alarm actions", func() {
+		s.template.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+			"AlarmActions": assertions.Match_Absent(), "OKActions": assertions.Match_Absent(),
+		})
+	})
+}
+
+func TestAlarmEmail(t *testing.T) {
+	s := synth(t, map[string]any{keyAlarmEmail: "ops@example.com"}, false)
+	topic := s.id(t, "AlarmTopic")
+	check(t, "subscription", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
+			"Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": ref(topic),
+		})
+	})
+	check(t, "alarm actions", func() {
+		s.template.AllResourcesProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{
+			"AlarmActions": []any{ref(topic)}, "OKActions": []any{ref(topic)},
+		})
+	})
+	check(t, "six alarms", func() { s.template.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(6)) })
+	check(t, "topic output", func() { s.template.HasOutput(jsii.String("AlarmTopicArn"), map[string]any{"Value": ref(topic)}) })
+}
+
+func TestSettingsFromContext(t *testing.T) {
+	s := synth(t, map[string]any{
+		keyStage: "prod", keyBot: "parrot", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+		keyMaxAttempts: "5", keyDeliveryTimeout: "30s", keyRemovalPolicy: "destroy", keyOldestMessageAge: "30m",
+	}, false)
+	if got := *s.stack.StackName(); got != "Parley-prod" {
+		t.Errorf("stack name: got %s, want Parley-prod", got)
+	}
+	sys := cdkSystem(t, s)
+	env := sys.Functions["DeliveryFunction"].Environment
+	for k, want := range map[string]string{
+		"PARLEY_RETRY_MIN_DELAY": "1s", "PARLEY_RETRY_MAX_DELAY": "1h", "PARLEY_MAX_ATTEMPTS": "5", "PARLEY_DELIVERY_TIMEOUT": "30s",
+	} {
+		if env[k] != want {
+			t.Errorf("delivery %s: got %q, want %q", k, env[k], want)
+		}
+	}
+	env = sys.Functions["InboundFunction"].Environment
+	if env["PARLEY_BOT"] != "parrot" || env["PARLEY_RECORD_TTL"] != "24h" {
+		t.Errorf("inbound bot, record TTL: got %q, %q, want parrot, 24h", env["PARLEY_BOT"], env["PARLEY_RECORD_TTL"])
+	}
+	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 6 {
+		t.Errorf("maxReceiveCount: got %d, want 6", got)
+	}
+	if got := sys.Alarms["DeliveryQueueOldestMessage"].Threshold; got != 1800 {
+		t.Errorf("oldest message alarm threshold: got %v, want 1800", got)
+	}
+	if got := sys.Tables["Table"].DeletionPolicy; got != "Delete" {
+		t.Errorf("table deletion policy: got %s, want Delete", got)
+	}
+	check(t, "log groups destroyed with the stack", func() {
+		s.template.AllResources(jsii.String("AWS::Logs::LogGroup"), map[string]any{"DeletionPolicy": "Delete"})
+	})
+	check(t, "stage tag", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+			"Tags": []any{map[string]any{"Key": "parley:stage", "Value": "prod"}},
+		})
+	})
+}
