@@ -98,10 +98,10 @@ type resourceHead struct {
 	Metadata map[string]any
 }
 
-// processTemplate resolves parameters (to their defaults, or params) and mappings with
+// processorOptions resolves parameters (to their defaults, or params) and mappings with
 // goformation, and turns references to resources into names (see system).
-func processTemplate(data []byte, yaml bool, params map[string]any) (rawTemplate, error) {
-	opts := &intrinsics.ProcessorOptions{
+func processorOptions(params map[string]any) *intrinsics.ProcessorOptions {
+	return &intrinsics.ProcessorOptions{
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        refHandler,
 			"Fn::GetAtt": getAttHandler,
@@ -109,6 +109,10 @@ func processTemplate(data []byte, yaml bool, params map[string]any) (rawTemplate
 		ParameterOverrides: params,
 		EvaluateConditions: true,
 	}
+}
+
+// decodeTemplate processes a template's intrinsic functions and decodes the result.
+func decodeTemplate(data []byte, yaml bool, opts *intrinsics.ProcessorOptions, into any) error {
 	var out []byte
 	var err error
 	if yaml {
@@ -117,10 +121,14 @@ func processTemplate(data []byte, yaml bool, params map[string]any) (rawTemplate
 		out, err = intrinsics.ProcessJSON(data, opts)
 	}
 	if err != nil {
-		return rawTemplate{}, err
+		return err
 	}
+	return json.Unmarshal(out, into)
+}
+
+func processTemplate(data []byte, yaml bool, params map[string]any) (rawTemplate, error) {
 	var t rawTemplate
-	return t, json.Unmarshal(out, &t)
+	return t, decodeTemplate(data, yaml, processorOptions(params), &t)
 }
 
 func refHandler(_ string, input any, template any) any {
@@ -229,6 +237,11 @@ func loadSystem(t rawTemplate) (*system, error) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		raw := t.Resources[id]
+		if b := strings.TrimSpace(string(raw)); b == "true" || b == "false" {
+			// goformation replaces a resource that has a Condition by the condition's
+			// value: false means not created; true (not in the compared setups) loses it.
+			continue
+		}
 		var head resourceHead
 		if err := json.Unmarshal(raw, &head); err != nil {
 			return nil, fmt.Errorf("resource %s: %w", id, err)
