@@ -35,7 +35,7 @@ func ConfigFromEnv(getenv func(string) string) (Policy, time.Duration, error) {
 		p.MaxAttempts = n
 	}
 	if err := p.Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("retry budget (PARLEY_RETRY_MIN_DELAY, PARLEY_RETRY_MAX_DELAY, PARLEY_MAX_ATTEMPTS): %w", err))
 	}
 	if timeout <= 0 || timeout > 30*time.Second {
 		errs = append(errs, fmt.Errorf("PARLEY_DELIVERY_TIMEOUT=%s: want more than 0 and at most 30s", timeout))

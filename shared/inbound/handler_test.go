@@ -401,3 +401,5 @@ func assertError(t *testing.T, res events.APIGatewayV2HTTPResponse, status int, 
 		t.Errorf("got %d %s; want %d code %q field %q and a message", res.StatusCode, res.Body, status, code, field)
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
