@@ -21,6 +21,13 @@ commands:
   token create --name N    create an API token in the deployed table and print it once
   token list               list the tokens (ids and names, never the tokens)
   token revoke ID          revoke a token by the id that list shows
+  endpoint check [--url U] POST the registration probe {"type":"test","payload":"test"} and report the answer
+  dlq list [--local URL]   list the dead-letter queue: why each message is there
+  dlq redrive [--local URL]
+                           move dead letters back to the delivery queue, order kept
+
+In AWS, the commands read the stack outputs from PARLEY_TABLE_NAME, PARLEY_QUEUE_URL and
+PARLEY_DEAD_LETTER_QUEUE_URL (or flags), and credentials the usual AWS way.
 `
 
 func main() {
@@ -47,6 +54,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return devstack.Run(ctx, cfg, stdout, log)
 	case "token":
 		return tokenCommand(ctx, args[1:], getenv, stdout, openTable)
+	case "endpoint":
+		if len(args) < 2 || args[1] != "check" {
+			return fmt.Errorf("endpoint: want check")
+		}
+		return endpointCheck(ctx, args[2:], getenv, stdout)
+	case "dlq":
+		return dlqCommand(ctx, args[1:], getenv, stdout, openSQS)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -45,11 +45,14 @@ type Policy struct {
 	MinDelay    time.Duration // delay after the first failed attempt; default 5s
 	MaxDelay    time.Duration // cap on one delay; default 12h, at most MaxVisibility
 	MaxAttempts int           // attempts in all, the first included; default 11
+	// Jitter spreads each delay by up to ± this fraction, so receivers coming back
+	// from an outage are not hit by every message at once.
+	Jitter float64
 }
 
 // DefaultPolicy spaces 11 attempts over about 26 hours: 5s, 15s, 45s, 2m15s, ~7m,
 // ~20m, ~1h, ~3h, ~9h, 12h — seconds first, then hours, like Svix and Standard Webhooks.
-var DefaultPolicy = Policy{MinDelay: 5 * time.Second, MaxDelay: MaxVisibility, MaxAttempts: 11}
+var DefaultPolicy = Policy{MinDelay: 5 * time.Second, MaxDelay: MaxVisibility, MaxAttempts: 11, Jitter: 0.2}
 
 // Validate reports a policy SQS cannot carry out.
 func (p Policy) Validate() error {
@@ -59,6 +62,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxDelay < p.MinDelay || p.MaxDelay > MaxVisibility {
 		errs = append(errs, fmt.Errorf("maximum retry delay %s must be between the minimum %s and %s", p.MaxDelay, p.MinDelay, MaxVisibility))
+	}
+	if p.Jitter < 0 || p.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("jitter %g must be at least 0 and below 1", p.Jitter))
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > 100 {
 		errs = append(errs, fmt.Errorf("max attempts %d must be between 1 and 100", p.MaxAttempts))
@@ -94,7 +100,6 @@ type Handler struct {
 func New(sender Sender, queue Queue, attempts Attempts, policy Policy, timeout time.Duration, log *slog.Logger) *Handler {
 	return &Handler{
 		sender: sender, queue: queue, attempts: attempts, policy: policy, log: log, now: time.Now,
-		jitter: func() float64 { return 0.8 + 0.4*rand.Float64() },
 		margin: timeout + 2*time.Second,
 	}
 }
@@ -205,7 +210,8 @@ func (h *Handler) failed(ctx context.Context, log *slog.Logger, m events.SQSMess
 }
 
 func (h *Handler) retryDelay(attempt int, retryAfter time.Duration) time.Duration {
-	d := time.Duration(float64(h.policy.Delay(attempt)) * h.jitter())
+	spread := 1 + h.policy.Jitter*(2*rand.Float64()-1)
+	d := time.Duration(float64(h.policy.Delay(attempt)) * spread)
 	d = max(d, retryAfter)
 	return min(d, MaxVisibility)
 }

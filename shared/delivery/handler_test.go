@@ -83,7 +83,6 @@ func start(t *testing.T, url string, policy delivery.Policy, timeout time.Durati
 	}
 	s := &stack{queue: inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 5 * time.Second, MaxReceives: 1000}), store: inmem.NewStore()}
 	s.h = delivery.New(sender, s.queue, s.store, policy, timeout, quiet)
-	delivery.SetJitter(s.h, func() float64 { return 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { delivery.Poll(ctx, s.queue, s.h, workers, quiet); close(done) }()

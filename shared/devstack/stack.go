@@ -78,10 +78,11 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	}
 	secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
 
-	in := inbound.New(s.Store, s.Queue, b, token.NewStatic(cfg.Token),
-		inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout}, log)
+	auth := token.NewStatic(cfg.Token)
+	in := inbound.New(s.Store, s.Queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout}, log)
 	mux := http.NewServeMux()
 	mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
+	(&admin{stack: s, auth: auth}).routes(mux)
 	mux.Handle("/", in)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.served <- s.srv.Serve(ln) }()
