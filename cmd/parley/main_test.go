@@ -235,7 +235,10 @@ func TestRetryBudgetAndRedriveAgainstLocalSQS(t *testing.T) {
 	h := delivery.New(sender, queue, inmem.NewStore(), policy, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	pollCtx, stop := context.WithCancel(ctx)
 	polled := make(chan struct{})
-	go func() { delivery.Poll(pollCtx, queue, h, 1, slog.New(slog.NewTextHandler(io.Discard, nil))); close(polled) }()
+	go func() {
+		delivery.Poll(pollCtx, queue, h, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(polled)
+	}()
 	defer func() { stop(); <-polled }()
 
 	if err := queue.Send(ctx, queuetest.Deliveries(1)); err != nil {
