@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -37,11 +39,12 @@ func (b *goBuild) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool 
 	cmd := exec.Command("go", buildArgs(b.pkg, *outputDir)...)
 	cmd.Dir = b.repoRoot
 	cmd.Env = append(os.Environ(), buildEnv...)
-	cmd.Stdout = os.Stderr // stdout of a CDK app is not a log
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		panic(fmt.Errorf("build %s in %s: %w", b.pkg, b.repoRoot, err))
+	// The compiler's messages go into the error, which the CDK CLI shows.
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		panic(fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(cmd.Args[1:], " "), b.repoRoot, err, bytes.TrimSpace(out)))
 	}
+	os.Stderr.Write(out) // warnings, if any: stdout of a CDK app is not a log
 	return jsii.Bool(true)
 }
 

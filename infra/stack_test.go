@@ -4,6 +4,7 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -481,5 +484,32 @@ func TestSettingsFromContext(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 			"Tags": []any{map[string]any{"Key": "parley:stage", "Value": "prod"}},
 		})
+	})
+}
+
+// TestBundlingFailure: a function that does not build fails the synth with the
+// compiler's message, instead of falling back to Docker.
+func TestBundlingFailure(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	stack := awscdk.NewStack(app, jsii.String("Broken"), nil)
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		awslambda.NewFunction(stack, jsii.String("Function"), &awslambda.FunctionProps{
+			Runtime: awslambda.Runtime_PROVIDED_AL2023(),
+			Handler: jsii.String("bootstrap"),
+			Code:    functionCode(repoRoot(t), "./functions/missing"),
+		})
+	}()
+	msg := fmt.Sprint(got)
+	for _, want := range []string{"go build -tags lambda.norpc -trimpath", "./functions/missing", "directory not found"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	// The jsii runtime is still usable afterwards.
+	s := synth(t, nil, false)
+	check(t, "synth after a failed build", func() {
+		s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
 	})
 }
