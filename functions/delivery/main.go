@@ -16,11 +16,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/sqsfifo"
@@ -67,13 +67,14 @@ func run(log *slog.Logger) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	ctx := context.Background()
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := awsenv.Config(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("aws configuration: %w", err)
 	}
 	secrets := ""
 	if cfg.secretARN != "" {
-		if secrets, err = readSecret(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.secretARN); err != nil {
+		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SECRETS_MANAGER") })
+		if secrets, err = readSecret(ctx, sm, cfg.secretARN); err != nil {
 			return err
 		}
 	}
@@ -85,8 +86,10 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	queue := sqsfifo.New(sqs.NewFromConfig(awsCfg), cfg.queueURL, cfg.deadURL)
-	attempts := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.table)
+	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
+	queue := sqsfifo.New(sq, cfg.queueURL, cfg.deadURL)
+	attempts := dynamo.New(ddb, cfg.table)
 	h := delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log)
 	lambda.Start(h.Handle)
 	return nil

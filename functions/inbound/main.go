@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,10 +12,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
@@ -61,13 +60,15 @@ func main() {
 		log.Error("configuration", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	awsCfg, err := awsenv.Config(os.Getenv)
 	if err != nil {
 		log.Error("aws configuration", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.table)
-	queue := sqsfifo.New(sqs.NewFromConfig(awsCfg), cfg.queueURL, "")
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
+	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	store := dynamo.New(ddb, cfg.table)
+	queue := sqsfifo.New(sq, cfg.queueURL, "")
 	b, _ := bot.New(cfg.bot)
 	h := inbound.New(store, queue, b, token.NewTable(store, time.Minute),
 		inbound.Config{RecordTTL: cfg.recordTTL, BotTimeout: cfg.botTimeout}, log)
