@@ -17,13 +17,13 @@ const AdminPrefix = "/_parley/dlq"
 // admin serves the dead-letter queue: GET lists, POST .../redrive moves back. It takes
 // the same bearer token as the API.
 type admin struct {
-	stack *Stack
+	queue queue
 	auth  inbound.Authenticator
 }
 
 func (a *admin) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+AdminPrefix, a.guard(func(w http.ResponseWriter, r *http.Request) {
-		msgs, err := a.stack.Queue.DeadLetters(r.Context(), limit(r))
+		msgs, err := a.queue.DeadLetters(r.Context(), limit(r))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -31,7 +31,7 @@ func (a *admin) routes(mux *http.ServeMux) {
 		writeJSON(w, map[string]any{"deadLetters": msgs})
 	}))
 	mux.HandleFunc("POST "+AdminPrefix+"/redrive", a.guard(func(w http.ResponseWriter, r *http.Request) {
-		n, err := a.stack.Queue.Redrive(r.Context(), limit(r))
+		n, err := a.queue.Redrive(r.Context(), limit(r))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

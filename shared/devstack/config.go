@@ -14,8 +14,21 @@ import (
 	"github.com/parley-chat/parley/shared/delivery"
 )
 
+// Roles of a local stack process. Running the inbound and delivery roles as separate
+// processes on DynamoDB and SQS mirrors the two Lambdas (and lets tests kill either).
+const (
+	RoleAll      = "all"
+	RoleInbound  = "inbound"
+	RoleDelivery = "delivery"
+)
+
 // Config is the local stack's configuration (CONTRACT.md §3).
 type Config struct {
+	Role string // RoleAll, RoleInbound or RoleDelivery
+	// TableName, QueueURL and DeadLetterQueueURL, when set, put the stack on DynamoDB
+	// and SQS instead of the embedded store and queue.
+	TableName, QueueURL, DeadLetterQueueURL string
+
 	Addr            string // listen address; default 127.0.0.1:8080
 	Token           string
 	ResponseURL     string // empty: the built-in inbox
@@ -32,16 +45,31 @@ type Config struct {
 // at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:           "127.0.0.1:8080",
-		Token:          "dev-token",
-		ResponseURL:    getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
-		Bot:            "echo",
-		SigningSecrets: getenv("PARLEY_SIGNING_SECRET"),
-		RecordTTL:      7 * 24 * time.Hour,
-		BotTimeout:     10 * time.Second,
-		Workers:        4,
+		Addr:               "127.0.0.1:8080",
+		Token:              "dev-token",
+		ResponseURL:        getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
+		Bot:                "echo",
+		SigningSecrets:     getenv("PARLEY_SIGNING_SECRET"),
+		RecordTTL:          7 * 24 * time.Hour,
+		BotTimeout:         10 * time.Second,
+		Workers:            4,
+		Role:               RoleAll,
+		TableName:          getenv("PARLEY_TABLE_NAME"),
+		QueueURL:           getenv("PARLEY_QUEUE_URL"),
+		DeadLetterQueueURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"),
 	}
 	var errs []error
+	if r := getenv("PARLEY_DEV_ROLE"); r != "" {
+		c.Role = r
+	}
+	switch {
+	case c.Role != RoleAll && c.Role != RoleInbound && c.Role != RoleDelivery:
+		errs = append(errs, fmt.Errorf("PARLEY_DEV_ROLE=%q: want all, inbound or delivery", c.Role))
+	case (c.TableName == "") != (c.QueueURL == "") || (c.TableName != "" && c.DeadLetterQueueURL == ""):
+		errs = append(errs, fmt.Errorf("PARLEY_TABLE_NAME, PARLEY_QUEUE_URL and PARLEY_DEAD_LETTER_QUEUE_URL go together: set all three for DynamoDB and SQS, or none"))
+	case c.Role != RoleAll && c.TableName == "":
+		errs = append(errs, fmt.Errorf("PARLEY_DEV_ROLE=%s needs DynamoDB and SQS (PARLEY_TABLE_NAME, PARLEY_QUEUE_URL, PARLEY_DEAD_LETTER_QUEUE_URL): the embedded parts live in one process", c.Role))
+	}
 	if p := getenv("PORT"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 65535 {

@@ -10,13 +10,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/inmem"
+	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -24,17 +33,36 @@ import (
 // InboxPath is where the built-in inbox listens on the local stack's own server.
 const InboxPath = "/_parley/inbox"
 
+// queue is what the stack needs of its queue: the inbound side, the worker's side and
+// the operator's side. The embedded queue and the SQS adapter both have it all.
+type queue interface {
+	inbound.Queue
+	delivery.Queue
+	delivery.Source
+	DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage, error)
+	Redrive(ctx context.Context, limit int) (int, error)
+}
+
+// store is what the stack needs of its store.
+type store interface {
+	inbound.Records
+	delivery.Attempts
+}
+
 // Stack is a running local stack.
 type Stack struct {
+	// Store and Queue are the embedded parts; nil when the stack runs on DynamoDB and
+	// SQS (PARLEY_TABLE_NAME and PARLEY_QUEUE_URL set).
 	Store *inmem.Store
 	Queue *inmem.Queue
-	// URL is the webhook URL: the root of the server.
+	// URL is the webhook URL: the root of the server; empty for the delivery role.
 	URL string
 	// ResponseURL is where bot messages go.
 	ResponseURL string
 	// SigningSecrets are the whsec_ secrets the webhooks are signed with.
 	SigningSecrets string
 
+	queue   queue
 	srv     *http.Server
 	served  chan error
 	cancel  context.CancelFunc
@@ -48,61 +76,94 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	s := &Stack{ResponseURL: cfg.ResponseURL, SigningSecrets: cfg.SigningSecrets, served: make(chan error, 1)}
+	var st store
+	if cfg.TableName != "" {
+		st, s.queue, err = awsBackend(cfg)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		s.Store = inmem.NewStore()
+		s.Queue = inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 30 * time.Second, MaxReceives: cfg.Policy.MaxAttempts + 1})
+		st, s.queue = s.Store, s.Queue
 	}
-	s := &Stack{
-		Store:          inmem.NewStore(),
-		Queue:          inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 30 * time.Second, MaxReceives: cfg.Policy.MaxAttempts + 1}),
-		URL:            "http://" + ln.Addr().String() + "/",
-		ResponseURL:    cfg.ResponseURL,
-		SigningSecrets: cfg.SigningSecrets,
-		served:         make(chan error, 1),
-	}
-	if s.ResponseURL == "" {
-		s.ResponseURL = "http://" + ln.Addr().String() + InboxPath
+
+	var ln net.Listener
+	if cfg.Role != RoleDelivery {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		}
+		s.URL = "http://" + ln.Addr().String() + "/"
+		if s.ResponseURL == "" {
+			s.ResponseURL = "http://" + ln.Addr().String() + InboxPath
+		}
 	}
 	if s.SigningSecrets == "" {
 		s.SigningSecrets = newSecret()
 	}
 	signer, err := webhook.NewSigner(s.SigningSecrets)
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("PARLEY_SIGNING_SECRET: %w", err)
+	if err == nil && s.ResponseURL == "" {
+		err = errors.New("PARLEY_RESPONSE_ENDPOINT_URL is required for the delivery role: it has no inbox")
 	}
-	sender, err := webhook.NewSender(webhook.Config{URL: s.ResponseURL, Timeout: cfg.DeliveryTimeout, Signer: signer})
+	var sender *webhook.Sender
+	if err == nil {
+		sender, err = webhook.NewSender(webhook.Config{URL: s.ResponseURL, Timeout: cfg.DeliveryTimeout, Signer: signer})
+	}
 	if err != nil {
-		ln.Close()
+		if ln != nil {
+			ln.Close()
+		}
 		return nil, err
 	}
-	secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
 
-	auth := token.NewStatic(cfg.Token)
-	in := inbound.New(s.Store, s.Queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout}, log)
-	mux := http.NewServeMux()
-	mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
-	(&admin{stack: s, auth: auth}).routes(mux)
-	mux.Handle("/", in)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { s.served <- s.srv.Serve(ln) }()
+	if ln != nil {
+		secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
+		auth := token.NewStatic(cfg.Token)
+		in := inbound.New(st, s.queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout}, log)
+		mux := http.NewServeMux()
+		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
+		(&admin{queue: s.queue, auth: auth}).routes(mux)
+		mux.Handle("/", in)
+		s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { s.served <- s.srv.Serve(ln) }()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	h := delivery.New(sender, s.Queue, s.Store, cfg.Policy, cfg.DeliveryTimeout, log)
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		delivery.Poll(ctx, s.Queue, h, cfg.Workers, log)
-	}()
+	if cfg.Role != RoleInbound {
+		h := delivery.New(sender, s.queue, st, cfg.Policy, cfg.DeliveryTimeout, log)
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			delivery.Poll(ctx, s.queue, h, cfg.Workers, log)
+		}()
+	}
 	return s, nil
+}
+
+// awsBackend connects to DynamoDB and SQS — in AWS, or emulators through
+// AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS — with the usual AWS configuration.
+func awsBackend(cfg Config) (store, queue, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		return nil, nil, fmt.Errorf("aws configuration: %w", err)
+	}
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
+	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	return dynamo.New(ddb, cfg.TableName), sqsfifo.New(sq, cfg.QueueURL, cfg.DeadLetterQueueURL), nil
 }
 
 // Close stops accepting requests, lets requests in flight and the batches being
 // delivered finish, and returns. Messages still queued are lost with the process: the
 // local stack keeps nothing on disk.
 func (s *Stack) Close(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
+	var err error
+	if s.srv != nil {
+		err = s.srv.Shutdown(ctx)
+	} else {
+		s.served <- http.ErrServerClosed
+	}
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
@@ -123,8 +184,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Parley local stack\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s\n  signing       %s\n  retries       %d attempts, %s to %s apart\n\n",
-		s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, secretNote(cfg.SigningSecrets, s.SigningSecrets), cfg.Policy.MaxAttempts, cfg.Policy.MinDelay, cfg.Policy.MaxDelay)
+	backend := "embedded store and queue (nothing kept on disk)"
+	if cfg.TableName != "" {
+		backend = "DynamoDB table " + cfg.TableName + " and SQS queue " + cfg.QueueURL
+	}
+	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n\n",
+		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, secretNote(cfg.SigningSecrets, s.SigningSecrets), cfg.Policy.MaxAttempts, cfg.Policy.MinDelay, cfg.Policy.MaxDelay, backend)
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:

@@ -56,8 +56,8 @@ func TestEndToEndEchoReachesTheReceiver(t *testing.T) {
 
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	cfg := config(t, map[string]string{"PARLEY_RESPONSE_ENDPOINT_URL": receiver.URL + "/bot", "PARLEY_TOKEN": "s3cret", "PARLEY_SIGNING_SECRET": secret})
-	var logs bytes.Buffer
-	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil)))
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +89,9 @@ func TestEndToEndEchoReachesTheReceiver(t *testing.T) {
 	if wrong := send(t, s.URL, "dev-token", body); wrong.StatusCode != 401 {
 		t.Errorf("default token accepted when PARLEY_TOKEN is set: %d", wrong.StatusCode)
 	}
-	if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "Pick one") {
-		t.Errorf("the logs hold the token or the message text:\n%s", logs.String())
+	time.Sleep(100 * time.Millisecond) // the delivery's log line follows the POST
+	if strings.Contains(logs.String(), "s3cret") || strings.Contains(logs.String(), "Pick one") || !strings.Contains(logs.String(), `"msg":"delivered"`) {
+		t.Errorf("the logs hold the token or the message text, or miss the delivery:\n%s", logs.String())
 	}
 }
 
