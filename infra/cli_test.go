@@ -51,6 +51,28 @@ func runCDK(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
+// TestPinnedCLI: package.json pins one exact CLI version, the lock file has it, and it
+// is the one that runs.
+func TestPinnedCLI(t *testing.T) {
+	var pkg struct{ DevDependencies map[string]string }
+	readJSON(t, "package.json", &pkg)
+	var lock struct {
+		Packages map[string]struct{ Version string }
+	}
+	readJSON(t, "package-lock.json", &lock)
+	want := pkg.DevDependencies["aws-cdk"]
+	if want == "" || strings.ContainsAny(want, "^~<>=* ") {
+		t.Fatalf("package.json: aws-cdk %q is not an exact version", want)
+	}
+	if got := lock.Packages["node_modules/aws-cdk"].Version; got != want {
+		t.Errorf("package-lock.json: aws-cdk %s, package.json %s", got, want)
+	}
+	stdout, stderr, err := runCDK(t, "--version")
+	if err != nil || !strings.HasPrefix(stdout, want+" ") {
+		t.Errorf("cdk --version: got %q (%v, %s), want %s", stdout, err, stderr, want)
+	}
+}
+
 func TestCDKSynth(t *testing.T) {
 	out := t.TempDir()
 	stdout, stderr, err := runCDK(t, "synth", "--no-notices", "-o", out, "-c", "responseEndpointUrl="+testEndpoint)
