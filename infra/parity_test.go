@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -257,4 +258,67 @@ func TestSAMTemplate(t *testing.T) {
 	if alarms != 6 {
 		t.Errorf("alarms: got %d, want 6", alarms)
 	}
+}
+
+// TestSAMBuildMatchesBundling: `sam build` runs the root Makefile's build-<Function>
+// targets; they must build what the CDK app bundles, the same way.
+func TestSAMBuildMatchesBundling(t *testing.T) {
+	for name, pkg := range map[string]string{"InboundFunction": "./functions/inbound", "DeliveryFunction": "./functions/delivery"} {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command("make", "--no-print-directory", "-n", "build-"+name, "ARTIFACTS_DIR=/artifacts")
+			cmd.Dir = repoRoot(t)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("make -n build-%s: %v", name, err)
+			}
+			env, args := map[string]string{}, []string(nil)
+			for _, word := range shellWords(strings.TrimSpace(string(out))) {
+				if k, v, ok := strings.Cut(word, "="); ok && len(args) == 0 && !strings.HasPrefix(word, "-") {
+					env[k] = v
+					continue
+				}
+				args = append(args, word)
+			}
+			wantEnv := map[string]string{}
+			for _, kv := range buildEnv {
+				k, v, _ := strings.Cut(kv, "=")
+				wantEnv[k] = v
+			}
+			wantArgs := append([]string{"go"}, buildArgs(pkg, "/artifacts")...)
+			if !slices.Equal(args, wantArgs) || fmt.Sprint(env) != fmt.Sprint(wantEnv) {
+				t.Errorf("make build-%s runs %v %q,\nthe CDK app runs %v %q", name, env, args, wantEnv, wantArgs)
+			}
+		})
+	}
+}
+
+// shellWords splits a command line on spaces outside double or single quotes.
+func shellWords(s string) []string {
+	var words []string
+	var word strings.Builder
+	var quote rune
+	inWord := false
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
 }
