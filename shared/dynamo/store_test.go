@@ -4,11 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/storetest"
 )
 
@@ -33,4 +40,46 @@ func newTable(t *testing.T) *dynamo.Store {
 
 func TestStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return newTable(t) })
+}
+
+// Every item Parley writes besides tokens carries the TTL attribute, so nothing stays forever.
+func TestItemsCarryTheTTLAttribute(t *testing.T) {
+	ctx := context.Background()
+	client := emulator.DynamoDB(t).DynamoDBClient()
+	name := fmt.Sprintf("parley-ttl-%d", tables.Add(1))
+	if err := dynamo.CreateTable(ctx, client, name); err != nil {
+		t.Fatal(err)
+	}
+	s := dynamo.New(client, name)
+	now := time.Now()
+	if err := s.AppendHistory(ctx, "conv_x", []message.Entry{{ID: "msg_1", Direction: message.Incoming, Type: "text", Payload: []byte(`{"text":"hi"}`), CreatedAt: now}}, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Failed(ctx, "sqs-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Acquire(ctx, message.Record{Key: "msg_k", Status: message.InProgress, LeaseID: "l", LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+		t.Fatal(err)
+	}
+	out, err := client.Scan(ctx, &dynamodb.ScanInput{TableName: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Items) != 3 {
+		t.Fatalf("%d items, want 3", len(out.Items))
+	}
+	for _, item := range out.Items {
+		exp, ok := item["expiresAt"].(*types.AttributeValueMemberN)
+		if !ok {
+			t.Errorf("item %v has no numeric expiresAt", item["pk"])
+			continue
+		}
+		if n, _ := strconv.ParseInt(exp.Value, 10, 64); n <= now.Unix() || n > now.Add(16*24*time.Hour).Unix() {
+			t.Errorf("item %v expires at %s", item["pk"], time.Unix(n, 0))
+		}
+	}
+	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &name})
+	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
+		t.Errorf("TTL = %+v, %v; want on expiresAt", ttl, err)
+	}
 }

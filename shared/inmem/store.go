@@ -17,6 +17,7 @@ type Store struct {
 	records map[string]message.Record
 	tokens  map[string]message.Token
 	failed  map[string]int
+	history map[string][]historyEntry
 }
 
 // NewStore returns an empty Store.

@@ -2,6 +2,7 @@ package message
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -73,4 +74,42 @@ func (t Token) ID() string {
 		return t.Hash
 	}
 	return t.Hash[:12]
+}
+
+// Direction of a history entry, as in the Botpress message objects.
+const (
+	Incoming = "incoming" // from the user
+	Outgoing = "outgoing" // from the bot
+)
+
+// Entry is one message of a conversation's history.
+type Entry struct {
+	ID        string          `json:"id"` // botpressMessageId
+	Direction string          `json:"direction"`
+	Type      string          `json:"type"`
+	Payload   json.RawMessage `json:"payload"`
+	UserID    string          `json:"userId"`              // the caller's userId
+	MessageID string          `json:"messageId,omitempty"` // incoming: the caller's messageId
+	InReplyTo string          `json:"inReplyTo,omitempty"` // outgoing: the caller's messageId it answers
+	CreatedAt time.Time       `json:"createdAt"`
+	// Seq orders the entries of one turn: 0 for the user message, then the replies.
+	Seq int `json:"-"`
+}
+
+// SortKey orders entries in a conversation: by time, then by position in the turn.
+// It is also the opaque pagination cursor's content.
+func (e Entry) SortKey() string {
+	return fmt.Sprintf("%013d.%03d#%s", e.CreatedAt.UnixMilli(), e.Seq, e.ID)
+}
+
+// Text is what a language model reads of an entry: the text, or for other types
+// the payload's text when it has one, else the type.
+func (e Entry) Text() string {
+	var p struct {
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(e.Payload, &p) == nil && p.Text != "" {
+		return p.Text
+	}
+	return "[" + e.Type + "]"
 }

@@ -23,6 +23,10 @@ type Store interface {
 	LookupToken(ctx context.Context, hash string) (message.Token, bool, error)
 	ListTokens(ctx context.Context) ([]message.Token, error)
 	DeleteTokens(ctx context.Context, id string) (int, error)
+	Failed(ctx context.Context, messageID string, now time.Time) (int, error)
+	AppendHistory(ctx context.Context, conversationRef string, entries []message.Entry, expiresAt time.Time) error
+	RecentHistory(ctx context.Context, conversationRef string, limit int) ([]message.Entry, error)
+	HistoryPage(ctx context.Context, conversationRef string, limit int, after string) ([]message.Entry, string, error)
 }
 
 var seq atomic.Int64
@@ -193,6 +197,68 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("attempt counts", func(t *testing.T) {
+		s := open(t)
+		a, b := fmt.Sprintf("sqs-a-%d", seq.Add(1)), fmt.Sprintf("sqs-b-%d", seq.Add(1))
+		for want := 1; want <= 3; want++ {
+			if n, err := s.Failed(ctx, a, now); err != nil || n != want {
+				t.Fatalf("Failed(a) = %d, %v; want %d", n, err, want)
+			}
+		}
+		if n, err := s.Failed(ctx, b, now); err != nil || n != 1 {
+			t.Errorf("Failed(b) = %d, %v; want 1", n, err)
+		}
+	})
+
+	t.Run("history order, pages, expiry", func(t *testing.T) {
+		s := open(t)
+		conv := fmt.Sprintf("conv_h%d", seq.Add(1))
+		t0 := now.Add(-time.Minute)
+		entry := func(id string, at time.Time, seq int, dir string) message.Entry {
+			return message.Entry{ID: id, Direction: dir, Type: "text", Payload: []byte(`{"text":"` + id + `"}`), UserID: "u1", CreatedAt: at.UTC(), Seq: seq, MessageID: "m-" + id}
+		}
+		turn1 := []message.Entry{entry("u1", t0, 0, message.Incoming), entry("b1", t0, 1, message.Outgoing), entry("b2", t0, 2, message.Outgoing)}
+		turn2 := []message.Entry{entry("u2", t0.Add(time.Second), 0, message.Incoming), entry("b3", t0.Add(time.Second), 1, message.Outgoing)}
+		keep := now.Add(time.Hour)
+		for _, turn := range [][]message.Entry{turn2, turn1, turn1} { // out of order, and once again
+			if err := s.AppendHistory(ctx, conv, turn, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AppendHistory(ctx, "other-"+conv, []message.Entry{entry("x", t0, 0, message.Incoming)}, keep); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendHistory(ctx, conv, []message.Entry{entry("old", t0.Add(-time.Hour), 0, message.Incoming)}, now.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		recent, err := s.RecentHistory(ctx, conv, 10)
+		if err != nil || ids(recent) != "[u1 b1 b2 u2 b3]" {
+			t.Fatalf("RecentHistory = %s, %v; want [u1 b1 b2 u2 b3] (oldest first, no expired, no other conversation)", ids(recent), err)
+		}
+		if recent[1].Direction != message.Outgoing || string(recent[1].Payload) != `{"text":"b1"}` || !recent[1].CreatedAt.Equal(t0.UTC()) || recent[0].MessageID != "m-u1" {
+			t.Errorf("entry round trip = %+v", recent[1])
+		}
+		if last2, _ := s.RecentHistory(ctx, conv, 2); ids(last2) != "[u2 b3]" {
+			t.Errorf("RecentHistory(2) = %s, want [u2 b3]", ids(last2))
+		}
+		var pages []string
+		after := ""
+		for range 5 {
+			page, next, err := s.HistoryPage(ctx, conv, 2, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages = append(pages, ids(page))
+			if next == "" {
+				break
+			}
+			after = next
+		}
+		if got := fmt.Sprint(pages); got != "[[b3 u2] [b2 b1] [u1]]" {
+			t.Errorf("pages = %s, want [[b3 u2] [b2 b1] [u1]] (newest first)", got)
+		}
+	})
+
 	t.Run("tokens", func(t *testing.T) {
 		s := open(t)
 		base := fmt.Sprintf("%016x", seq.Add(1))
@@ -237,6 +303,14 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 			t.Error("other token gone")
 		}
 	})
+}
+
+func ids(entries []message.Entry) string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.ID)
+	}
+	return fmt.Sprint(out)
 }
 
 func mustAcquire(t *testing.T, s Store, rec message.Record, now time.Time) {
