@@ -51,8 +51,18 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) error
 }
 
+// History keeps every accepted user message and every bot message per conversation.
+type History interface {
+	AppendHistory(ctx context.Context, conversationRef string, entries []message.Entry, expiresAt time.Time) error
+	HistoryPage(ctx context.Context, conversationRef string, limit int, after string) ([]message.Entry, string, error)
+}
+
 // Config tunes the handler; zero values take the defaults.
 type Config struct {
+	// History, when set, records each turn after it completes and serves
+	// GET /v1/conversations/{conversationId}/messages.
+	History    History
+	HistoryTTL time.Duration // default 30 days
 	RecordTTL  time.Duration // how long a messageId is remembered; default 7 days
 	BotTimeout time.Duration // default 10s
 	// Lease is how long an in-progress record blocks duplicates before a retry may take
@@ -84,6 +94,9 @@ func New(records Records, queue Queue, bot Bot, auth Authenticator, cfg Config, 
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = cfg.BotTimeout + 10*time.Second
+	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = 30 * 24 * time.Hour
 	}
 	return &Handler{records: records, queue: queue, bot: bot, auth: auth, cfg: cfg, log: log, now: time.Now}
 }
@@ -129,16 +142,25 @@ type note struct {
 func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, note) {
 	path := routePath(req)
 	method := req.RequestContext.HTTP.Method
-	if path != "/" {
+	conversationID, isHistory := historyRoute(path)
+	isHistory = isHistory && h.cfg.History != nil
+	allow := "POST"
+	if isHistory {
+		allow = "GET"
+	}
+	if path != "/" && !isHistory {
 		return errorResponse(&message.Error{Kind: message.NotFound, Code: "not_found", Message: "no such path; POST messages to the root of the webhook URL"}), note{outcome: "not_found"}
 	}
-	if method != "POST" {
-		res := errorResponse(&message.Error{Kind: message.MethodNotAllowed, Code: "method_not_allowed", Message: fmt.Sprintf("method %s is not allowed; use POST", clipMethod(method))})
-		res.Headers["Allow"] = "POST"
+	if method != allow {
+		res := errorResponse(&message.Error{Kind: message.MethodNotAllowed, Code: "method_not_allowed", Message: fmt.Sprintf("method %s is not allowed; use %s", clipMethod(method), allow)})
+		res.Headers["Allow"] = allow
 		return res, note{outcome: "method_not_allowed"}
 	}
 	if err := h.authenticate(ctx, header(req.Headers, "authorization")); err != nil {
 		return errorResponse(err), note{outcome: "unauthorized", err: causeOf(err)}
+	}
+	if isHistory {
+		return h.listHistory(ctx, conversationID, req.QueryStringParameters, req.RawQueryString)
 	}
 	body, err := requestBody(req)
 	if err != nil {
@@ -255,7 +277,31 @@ func (h *Handler) accept(ctx context.Context, in message.Inbound) (events.APIGat
 		return errorResponse(unavailable("store_unavailable", err)), n
 	}
 	n.outcome = "accepted"
+	if err := h.recordHistory(ctx, turn, deliveries, now); err != nil {
+		// The turn is done and answered; only its history entry is missing.
+		n.outcome, n.err = "accepted_history_failed", err
+	}
 	return jsonResponse(200, body), n
+}
+
+// recordHistory appends the turn — the user message and the bot's — to the
+// conversation's history. It runs once per turn, after the record is completed.
+func (h *Handler) recordHistory(ctx context.Context, turn message.Turn, deliveries []message.Delivery, now time.Time) error {
+	if h.cfg.History == nil {
+		return nil
+	}
+	in := turn.Message
+	entries := []message.Entry{{ID: turn.MessageRef, Direction: message.Incoming, Type: in.Type, Payload: in.Payload,
+		UserID: in.UserID, MessageID: in.MessageID, CreatedAt: now}}
+	for i, d := range deliveries {
+		var w message.Webhook
+		if err := json.Unmarshal(d.Body, &w); err != nil {
+			return fmt.Errorf("history: decode reply %d: %w", i, err)
+		}
+		entries = append(entries, message.Entry{ID: d.ID, Direction: message.Outgoing, Type: w.Type, Payload: w.Payload,
+			UserID: in.UserID, InReplyTo: in.MessageID, CreatedAt: now, Seq: i + 1})
+	}
+	return h.cfg.History.AppendHistory(ctx, turn.ConversationRef, entries, now.Add(h.cfg.HistoryTTL))
 }
 
 func (h *Handler) duplicate(existing, rec message.Record, now time.Time, n note) (events.APIGatewayV2HTTPResponse, note) {
