@@ -26,8 +26,8 @@ func get(path string) events.APIGatewayV2HTTPRequest {
 type historyPage struct {
 	Messages []struct {
 		ID, Direction, Type, UserID, MessageID, InReplyTo, ConversationID string
-		Payload                                                          json.RawMessage
-		CreatedAt                                                        time.Time
+		Payload                                                           json.RawMessage
+		CreatedAt                                                         time.Time
 	}
 	NextCursor string
 }
