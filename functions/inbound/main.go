@@ -1,9 +1,10 @@
 // Command inbound is the Lambda behind API Gateway (HTTP API, payload 2.0) that
 // accepts user messages. It only wires: configuration from the environment, SDK
-// clients created once per execution environment, then the shared handler.
+// clients and the bot created once per execution environment, then the shared handler.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parley-chat/parley/shared/awsenv"
@@ -24,30 +27,39 @@ import (
 )
 
 type config struct {
-	table, queueURL, bot  string
-	recordTTL, botTimeout time.Duration
+	table, queueURL, bot, llmKeyARN   string
+	botOptions                        bot.Options
+	recordTTL, historyTTL, botTimeout time.Duration
 }
 
 // loadConfig reads the environment once and reports every problem at once.
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{table: getenv("PARLEY_TABLE_NAME"), queueURL: getenv("PARLEY_QUEUE_URL"), bot: getenv("PARLEY_BOT"),
-		recordTTL: 7 * 24 * time.Hour, botTimeout: 10 * time.Second}
+		llmKeyARN: getenv("PARLEY_LLM_API_KEY_SECRET_ARN"),
+		recordTTL: 7 * 24 * time.Hour, historyTTL: 30 * 24 * time.Hour, botTimeout: 10 * time.Second}
 	var errs []error
-	for name, v := range map[string]string{"PARLEY_TABLE_NAME": c.table, "PARLEY_QUEUE_URL": c.queueURL} {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is not set", name))
+	for _, v := range []struct{ name, value string }{{"PARLEY_TABLE_NAME", c.table}, {"PARLEY_QUEUE_URL", c.queueURL}} {
+		if v.value == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", v.name))
 		}
 	}
-	if _, err := bot.New(c.bot); err != nil {
-		errs = append(errs, fmt.Errorf("PARLEY_BOT: %w", err))
+	var err error
+	if c.botOptions, err = bot.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
 	}
-	for name, dst := range map[string]*time.Duration{"PARLEY_RECORD_TTL": &c.recordTTL, "PARLEY_BOT_TIMEOUT": &c.botTimeout} {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
+	if c.bot == "llm" && c.llmKeyARN == "" && c.botOptions.LLM.APIKey == "" {
+		errs = append(errs, errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
+	}
+	for _, v := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"PARLEY_RECORD_TTL", &c.recordTTL}, {"PARLEY_HISTORY_TTL", &c.historyTTL}, {"PARLEY_BOT_TIMEOUT", &c.botTimeout}} {
+		if s := getenv(v.name); s != "" {
+			d, err := time.ParseDuration(s)
 			if err != nil || d <= 0 {
-				errs = append(errs, fmt.Errorf("%s=%q: want a positive Go duration", name, v))
+				errs = append(errs, fmt.Errorf("%s=%q: want a positive Go duration", v.name, s))
 			}
-			*dst = d
+			*v.dst = d
 		}
 	}
 	return c, errors.Join(errs...)
@@ -55,22 +67,44 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 func main() {
 	log := lambdacontext.NewLogger()
+	h, err := setup(log)
+	if err != nil {
+		log.Error("start", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+func setup(log *slog.Logger) (*inbound.Handler, error) {
 	cfg, err := loadConfig(os.Getenv)
 	if err != nil {
-		log.Error("configuration", slog.String("error", err.Error()))
-		os.Exit(1)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	awsCfg, err := awsenv.Config(os.Getenv)
 	if err != nil {
-		log.Error("aws configuration", slog.String("error", err.Error()))
-		os.Exit(1)
+		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
 	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
 	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
 	store := dynamo.New(ddb, cfg.table)
 	queue := sqsfifo.New(sq, cfg.queueURL, "")
-	b, _ := bot.New(cfg.bot)
-	h := inbound.New(store, queue, b, token.NewTable(store, time.Minute),
-		inbound.Config{RecordTTL: cfg.recordTTL, BotTimeout: cfg.botTimeout}, log)
-	lambda.Start(h.Handle)
+
+	opts := cfg.botOptions
+	opts.History = store
+	if cfg.llmKeyARN != "" {
+		// Read once per cold start, not per message.
+		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SECRETS_MANAGER") })
+		out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(cfg.llmKeyARN)})
+		if err != nil {
+			return nil, fmt.Errorf("read the llm API key: %w", err)
+		}
+		opts.LLM.APIKey = aws.ToString(out.SecretString)
+	}
+	b, err := bot.New(cfg.bot, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	return inbound.New(store, queue, b, token.NewTable(store, time.Minute), inbound.Config{
+		RecordTTL: cfg.recordTTL, BotTimeout: cfg.botTimeout, History: store, HistoryTTL: cfg.historyTTL,
+	}, log), nil
 }

@@ -1,9 +1,15 @@
-// Package bot holds Parley's built-in bots and picks one by name.
+// Package bot holds Parley's bots and picks one by name: echo (the default), rules
+// (intents from a file), llm (OpenAI-compatible or Anthropic chat, with the
+// conversation's history) and http (a bot service speaking Rasa's REST channel).
+// Each answers one turn with zero or more messages before the context's deadline.
 package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 
 	"github.com/parley-chat/parley/shared/message"
 )
@@ -14,15 +20,77 @@ type Bot interface {
 }
 
 // Names lists the bots New knows.
-var Names = []string{"echo"}
+var Names = []string{"echo", "rules", "llm", "http"}
 
-// New returns the bot called name.
-func New(name string) (Bot, error) {
+// HistoryReader gives the llm bot a conversation's recent messages, oldest first.
+type HistoryReader interface {
+	RecentHistory(ctx context.Context, conversationRef string, limit int) ([]message.Entry, error)
+}
+
+// Options configure the bots; each bot reads its own part.
+type Options struct {
+	RulesFile string // rules: the intents file; empty: the built-in example
+	LLM       LLMConfig
+	HTTPURL   string // http: the bot service's Rasa REST webhook URL
+	// History feeds the llm bot; nil: it sees only the current message.
+	History HistoryReader
+	// Client makes the llm and http bots' requests; nil: a client of their own.
+	Client *http.Client
+}
+
+// New returns the bot called name, checked and ready: a rules file is read and
+// validated here, so a bad one stops the start with an error naming the problem.
+func New(name string, opts Options) (Bot, error) {
 	switch name {
 	case "", "echo":
 		return Echo{}, nil
+	case "rules":
+		return LoadRules(opts.RulesFile)
+	case "llm":
+		return NewLLM(opts.LLM, opts.History, opts.Client)
+	case "http":
+		return NewRasa(opts.HTTPURL, opts.Client)
 	}
 	return nil, fmt.Errorf("unknown bot %q; known: %v", name, Names)
+}
+
+// ConfigFromEnv reads the bots' options through getenv — PARLEY_RULES_FILE,
+// PARLEY_LLM_* and PARLEY_HTTP_BOT_URL — and reports every bad value at once. The API
+// key comes from PARLEY_LLM_API_KEY here; the Lambda reads it from Secrets Manager.
+func ConfigFromEnv(getenv func(string) string) (Options, error) {
+	o := Options{
+		RulesFile: getenv("PARLEY_RULES_FILE"),
+		HTTPURL:   getenv("PARLEY_HTTP_BOT_URL"),
+		LLM: LLMConfig{
+			Provider: getenv("PARLEY_LLM_PROVIDER"), BaseURL: getenv("PARLEY_LLM_BASE_URL"), Model: getenv("PARLEY_LLM_MODEL"),
+			APIKey: getenv("PARLEY_LLM_API_KEY"), SystemPrompt: getenv("PARLEY_LLM_SYSTEM_PROMPT"),
+		},
+	}
+	var errs []error
+	if v := getenv("PARLEY_LLM_TEMPERATURE"); v != "" {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || t < 0 || t > 2 {
+			errs = append(errs, fmt.Errorf("PARLEY_LLM_TEMPERATURE=%q: want a number from 0 to 2", v))
+		}
+		o.LLM.Temperature = &t
+	}
+	for _, v := range []struct {
+		name     string
+		dst      *int
+		min, max int
+	}{{"PARLEY_LLM_MAX_TOKENS", &o.LLM.MaxTokens, 1, 32000}, {"PARLEY_LLM_HISTORY", &o.LLM.History, 0, 100}} {
+		if s := getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < v.min || n > v.max {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", v.name, s, v.min, v.max))
+			}
+			*v.dst = n
+		}
+	}
+	if getenv("PARLEY_LLM_HISTORY") == "" {
+		o.LLM.History = DefaultHistory
+	}
+	return o, errors.Join(errs...)
 }
 
 // Echo answers each message with one message of the same type and payload.

@@ -33,6 +33,7 @@ type Config struct {
 	Token           string
 	ResponseURL     string // empty: the built-in inbox
 	Bot             string
+	BotOptions      bot.Options
 	SigningSecrets  string // empty: a fresh secret is made at start
 	Policy          delivery.Policy
 	DeliveryTimeout time.Duration
@@ -83,9 +84,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if b := getenv("PARLEY_BOT"); b != "" {
 		c.Bot = b
 	}
-	if _, err := bot.New(c.Bot); err != nil {
-		errs = append(errs, fmt.Errorf("PARLEY_BOT: %w", err))
+	opts, err := bot.ConfigFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	} else if _, err := bot.New(c.Bot, opts); err != nil {
+		errs = append(errs, fmt.Errorf("PARLEY_BOT=%s: %w", c.Bot, err))
 	}
+	c.BotOptions = opts
 	if c.ResponseURL != "" {
 		if u, err := url.Parse(c.ResponseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))

@@ -46,7 +46,9 @@ type queue interface {
 // store is what the stack needs of its store.
 type store interface {
 	inbound.Records
+	inbound.History
 	delivery.Attempts
+	bot.HistoryReader
 }
 
 // Stack is a running local stack.
@@ -72,12 +74,9 @@ type Stack struct {
 // Start starts the stack and returns once it is listening. out receives what the
 // inbox prints; log the request and delivery lines.
 func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
-	b, err := bot.New(cfg.Bot)
-	if err != nil {
-		return nil, err
-	}
 	s := &Stack{ResponseURL: cfg.ResponseURL, SigningSecrets: cfg.SigningSecrets, served: make(chan error, 1)}
 	var st store
+	var err error
 	if cfg.TableName != "" {
 		st, s.queue, err = awsBackend(cfg)
 		if err != nil {
@@ -118,9 +117,16 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	}
 
 	if ln != nil {
+		opts := cfg.BotOptions
+		opts.History = st
+		b, err := bot.New(cfg.Bot, opts)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
 		secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
 		auth := token.NewStatic(cfg.Token)
-		in := inbound.New(st, s.queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout}, log)
+		in := inbound.New(st, s.queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout, History: st}, log)
 		mux := http.NewServeMux()
 		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
 		(&admin{queue: s.queue, auth: auth}).routes(mux)

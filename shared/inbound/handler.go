@@ -238,6 +238,11 @@ func (h *Handler) accept(ctx context.Context, in message.Inbound) (events.APIGat
 		err = checkReplies(replies)
 	}
 	if err != nil {
+		var busy *message.BotBusyError
+		if errors.As(err, &busy) {
+			return fail("bot_busy", &message.Error{Kind: message.Unavailable, Code: "bot_unavailable", RetryAfter: busy.RetryAfter,
+				Message: "the bot is overloaded or rate limited; retry with the same messageId later", Err: err})
+		}
 		msg := "the bot failed to answer; retry with the same messageId"
 		if errors.Is(err, context.DeadlineExceeded) {
 			msg = "the bot did not answer in time; retry with the same messageId"
@@ -494,7 +499,7 @@ func errorResponse(err error) events.APIGatewayV2HTTPResponse {
 	}
 	b, _ := json.Marshal(map[string]any{"error": body})
 	res := jsonResponse(statusOf(e.Kind), b)
-	if e.Kind == message.Conflict && e.RetryAfter > 0 {
+	if (e.Kind == message.Conflict || e.Kind == message.Unavailable) && e.RetryAfter > 0 {
 		res.Headers["Retry-After"] = strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds())))
 	}
 	return res

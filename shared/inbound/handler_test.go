@@ -403,3 +403,19 @@ func assertError(t *testing.T, res events.APIGatewayV2HTTPResponse, status int, 
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+func TestBotBusyAnswers503AndReleasesTheLease(t *testing.T) {
+	f := newFixture(t, &countingBot{fail: &message.BotBusyError{RetryAfter: 7 * time.Second, Err: errors.New("openai: HTTP 429")}})
+	res := f.do(t, post(hello))
+	assertError(t, res, 503, "bot_unavailable", "")
+	if res.Headers["Retry-After"] != "7" {
+		t.Errorf("Retry-After = %q, want 7", res.Headers["Retry-After"])
+	}
+	if f.store.Len() != 0 {
+		t.Error("the lease was not released")
+	}
+	f.bot.fail = nil
+	if res := f.do(t, post(hello)); res.StatusCode != 200 {
+		t.Errorf("retry = %d", res.StatusCode)
+	}
+}

@@ -60,3 +60,14 @@ func KindOf(err error) Kind {
 // ErrLeaseLost is returned by stores when an idempotency record is no longer held by
 // the caller's lease: another request took it over after the lease expired.
 var ErrLeaseLost = errors.New("idempotency lease lost")
+
+// BotBusyError says the bot's provider is rate limiting or overloaded: the caller
+// should retry the same message later (503), unlike a bot failure (502).
+type BotBusyError struct {
+	RetryAfter time.Duration // 0 when the provider did not say
+	Err        error
+}
+
+func (e *BotBusyError) Error() string { return "bot busy: " + e.Err.Error() }
+
+func (e *BotBusyError) Unwrap() error { return e.Err }
