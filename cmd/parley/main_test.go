@@ -31,11 +31,7 @@ import (
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.Main(m) }
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 

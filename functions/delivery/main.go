@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
+	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -35,22 +35,13 @@ type config struct {
 
 // loadConfig reads the environment once and reports every problem at once.
 func loadConfig(getenv func(string) string) (config, error) {
+	r := envvar.New(getenv)
 	c := config{
-		responseURL: getenv("PARLEY_RESPONSE_ENDPOINT_URL"), secretARN: getenv("PARLEY_SIGNING_SECRET_ARN"),
-		queueURL: getenv("PARLEY_QUEUE_URL"), deadURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"), table: getenv("PARLEY_TABLE_NAME"),
+		responseURL: r.Required("PARLEY_RESPONSE_ENDPOINT_URL"), secretARN: r.String("PARLEY_SIGNING_SECRET_ARN", ""),
+		queueURL: r.Required("PARLEY_QUEUE_URL"), deadURL: r.Required("PARLEY_DEAD_LETTER_QUEUE_URL"), table: r.Required("PARLEY_TABLE_NAME"),
 	}
-	var errs []error
-	for _, v := range []struct{ name, value string }{
-		{"PARLEY_RESPONSE_ENDPOINT_URL", c.responseURL}, {"PARLEY_QUEUE_URL", c.queueURL},
-		{"PARLEY_DEAD_LETTER_QUEUE_URL", c.deadURL}, {"PARLEY_TABLE_NAME", c.table},
-	} {
-		if v.value == "" {
-			errs = append(errs, fmt.Errorf("%s is not set", v.name))
-		}
-	}
-	var err error
-	c.policy, c.timeout, err = delivery.ConfigFromEnv(getenv)
-	return c, errors.Join(append(errs, err)...)
+	c.policy, c.timeout = delivery.ConfigFromEnv(r)
+	return c, r.Err()
 }
 
 func main() {

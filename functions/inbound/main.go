@@ -21,6 +21,7 @@ import (
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/dynamo"
+	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
@@ -34,35 +35,19 @@ type config struct {
 
 // loadConfig reads the environment once and reports every problem at once.
 func loadConfig(getenv func(string) string) (config, error) {
-	c := config{table: getenv("PARLEY_TABLE_NAME"), queueURL: getenv("PARLEY_QUEUE_URL"), bot: getenv("PARLEY_BOT"),
-		llmKeyARN: getenv("PARLEY_LLM_API_KEY_SECRET_ARN"),
-		recordTTL: 7 * 24 * time.Hour, historyTTL: 30 * 24 * time.Hour, botTimeout: 10 * time.Second}
-	var errs []error
-	for _, v := range []struct{ name, value string }{{"PARLEY_TABLE_NAME", c.table}, {"PARLEY_QUEUE_URL", c.queueURL}} {
-		if v.value == "" {
-			errs = append(errs, fmt.Errorf("%s is not set", v.name))
-		}
-	}
-	var err error
-	if c.botOptions, err = bot.ConfigFromEnv(getenv); err != nil {
-		errs = append(errs, err)
+	r := envvar.New(getenv)
+	c := config{
+		table: r.Required("PARLEY_TABLE_NAME"), queueURL: r.Required("PARLEY_QUEUE_URL"),
+		bot: r.String("PARLEY_BOT", "echo"), llmKeyARN: r.String("PARLEY_LLM_API_KEY_SECRET_ARN", ""),
+		botOptions: bot.ConfigFromEnv(r),
+		recordTTL:  r.Duration("PARLEY_RECORD_TTL", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
+		historyTTL: r.Duration("PARLEY_HISTORY_TTL", 30*24*time.Hour, time.Minute, 365*24*time.Hour),
+		botTimeout: r.Duration("PARLEY_BOT_TIMEOUT", 10*time.Second, time.Millisecond, 25*time.Second),
 	}
 	if c.bot == "llm" && c.llmKeyARN == "" && c.botOptions.LLM.APIKey == "" {
-		errs = append(errs, errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
+		r.Check(errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
 	}
-	for _, v := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"PARLEY_RECORD_TTL", &c.recordTTL}, {"PARLEY_HISTORY_TTL", &c.historyTTL}, {"PARLEY_BOT_TIMEOUT", &c.botTimeout}} {
-		if s := getenv(v.name); s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 {
-				errs = append(errs, fmt.Errorf("%s=%q: want a positive Go duration", v.name, s))
-			}
-			*v.dst = d
-		}
-	}
-	return c, errors.Join(errs...)
+	return c, r.Err()
 }
 
 func main() {

@@ -6,11 +6,10 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
+	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
 )
 
@@ -54,43 +53,24 @@ func New(name string, opts Options) (Bot, error) {
 	return nil, fmt.Errorf("unknown bot %q; known: %v", name, Names)
 }
 
-// ConfigFromEnv reads the bots' options through getenv — PARLEY_RULES_FILE,
-// PARLEY_LLM_* and PARLEY_HTTP_BOT_URL — and reports every bad value at once. The API
-// key comes from PARLEY_LLM_API_KEY here; the Lambda reads it from Secrets Manager.
-func ConfigFromEnv(getenv func(string) string) (Options, error) {
-	o := Options{
-		RulesFile: getenv("PARLEY_RULES_FILE"),
-		HTTPURL:   getenv("PARLEY_HTTP_BOT_URL"),
+// ConfigFromEnv reads the bots' options — PARLEY_RULES_FILE, PARLEY_LLM_* and
+// PARLEY_HTTP_BOT_URL — noting bad values in r. The API key comes from
+// PARLEY_LLM_API_KEY here; the Lambda reads it from Secrets Manager.
+func ConfigFromEnv(r *envvar.Reader) Options {
+	return Options{
+		RulesFile: r.String("PARLEY_RULES_FILE", ""),
+		HTTPURL:   r.String("PARLEY_HTTP_BOT_URL", ""),
 		LLM: LLMConfig{
-			Provider: getenv("PARLEY_LLM_PROVIDER"), BaseURL: getenv("PARLEY_LLM_BASE_URL"), Model: getenv("PARLEY_LLM_MODEL"),
-			APIKey: getenv("PARLEY_LLM_API_KEY"), SystemPrompt: getenv("PARLEY_LLM_SYSTEM_PROMPT"),
+			Provider:     r.String("PARLEY_LLM_PROVIDER", ""),
+			BaseURL:      r.String("PARLEY_LLM_BASE_URL", ""),
+			Model:        r.String("PARLEY_LLM_MODEL", ""),
+			APIKey:       r.String("PARLEY_LLM_API_KEY", ""),
+			SystemPrompt: r.String("PARLEY_LLM_SYSTEM_PROMPT", ""),
+			Temperature:  r.Float("PARLEY_LLM_TEMPERATURE", 0, 2),
+			MaxTokens:    r.Int("PARLEY_LLM_MAX_TOKENS", 0, 1, 32000),
+			History:      r.Int("PARLEY_LLM_HISTORY", DefaultHistory, 0, 100),
 		},
 	}
-	var errs []error
-	if v := getenv("PARLEY_LLM_TEMPERATURE"); v != "" {
-		t, err := strconv.ParseFloat(v, 64)
-		if err != nil || t < 0 || t > 2 {
-			errs = append(errs, fmt.Errorf("PARLEY_LLM_TEMPERATURE=%q: want a number from 0 to 2", v))
-		}
-		o.LLM.Temperature = &t
-	}
-	for _, v := range []struct {
-		name     string
-		dst      *int
-		min, max int
-	}{{"PARLEY_LLM_MAX_TOKENS", &o.LLM.MaxTokens, 1, 32000}, {"PARLEY_LLM_HISTORY", &o.LLM.History, 0, 100}} {
-		if s := getenv(v.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < v.min || n > v.max {
-				errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", v.name, s, v.min, v.max))
-			}
-			*v.dst = n
-		}
-	}
-	if getenv("PARLEY_LLM_HISTORY") == "" {
-		o.LLM.History = DefaultHistory
-	}
-	return o, errors.Join(errs...)
 }
 
 // Echo answers each message with one message of the same type and payload.

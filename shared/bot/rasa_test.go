@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
 )
 
@@ -89,15 +90,18 @@ func TestRasaErrors(t *testing.T) {
 
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{"PARLEY_LLM_TEMPERATURE": "3", "PARLEY_LLM_MAX_TOKENS": "0", "PARLEY_LLM_HISTORY": "x"}
-	_, err := ConfigFromEnv(func(k string) string { return env[k] })
+	r := envvar.New(func(k string) string { return env[k] })
+	ConfigFromEnv(r)
+	err := r.Err()
 	for _, name := range []string{"PARLEY_LLM_TEMPERATURE", "PARLEY_LLM_MAX_TOKENS", "PARLEY_LLM_HISTORY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
 	}
-	o, err := ConfigFromEnv(func(k string) string { return map[string]string{"PARLEY_LLM_MODEL": "m"}[k] })
-	if err != nil || o.LLM.History != DefaultHistory || o.LLM.Model != "m" {
-		t.Errorf("defaults = %+v, %v", o.LLM, err)
+	r = envvar.New(func(k string) string { return map[string]string{"PARLEY_LLM_MODEL": "m"}[k] })
+	o := ConfigFromEnv(r)
+	if err := r.Err(); err != nil || o.LLM.History != DefaultHistory || o.LLM.Model != "m" {
+		t.Errorf("defaults = %+v, %v", o.LLM, r.Err())
 	}
 	if _, err := New("llm", o); err != nil {
 		t.Errorf("llm with a model: %v", err)

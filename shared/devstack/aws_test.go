@@ -20,11 +20,7 @@ import (
 	"github.com/parley-chat/parley/shared/emulator"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.Main(m) }
 
 // The inbound and delivery roles as two stacks on DynamoDB Local and local-aws-sqs,
 // as the two Lambdas run in AWS.

@@ -4,7 +4,6 @@
 package devstack
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/envvar"
 )
 
 // Roles of a local stack process. Running the inbound and delivery roles as separate
@@ -45,79 +45,38 @@ type Config struct {
 // ConfigFromEnv reads the configuration through getenv and reports every bad variable
 // at once.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	r := envvar.New(getenv)
 	c := Config{
-		Addr:               "127.0.0.1:8080",
-		Token:              "dev-token",
+		Addr:               "127.0.0.1:" + strconv.Itoa(r.Int("PORT", 8080, 0, 65535)),
+		Token:              r.String("PARLEY_TOKEN", "dev-token"),
 		ResponseURL:        getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
-		Bot:                "echo",
+		Bot:                r.String("PARLEY_BOT", "echo"),
 		SigningSecrets:     getenv("PARLEY_SIGNING_SECRET"),
-		RecordTTL:          7 * 24 * time.Hour,
-		BotTimeout:         10 * time.Second,
+		RecordTTL:          r.Duration("PARLEY_RECORD_TTL", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
+		BotTimeout:         r.Duration("PARLEY_BOT_TIMEOUT", 10*time.Second, time.Millisecond, 25*time.Second),
 		Workers:            4,
-		Role:               RoleAll,
+		Role:               r.String("PARLEY_DEV_ROLE", RoleAll),
 		TableName:          getenv("PARLEY_TABLE_NAME"),
 		QueueURL:           getenv("PARLEY_QUEUE_URL"),
 		DeadLetterQueueURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"),
 	}
-	var errs []error
-	if r := getenv("PARLEY_DEV_ROLE"); r != "" {
-		c.Role = r
-	}
+	c.Policy, c.DeliveryTimeout = delivery.ConfigFromEnv(r)
 	switch {
 	case c.Role != RoleAll && c.Role != RoleInbound && c.Role != RoleDelivery:
-		errs = append(errs, fmt.Errorf("PARLEY_DEV_ROLE=%q: want all, inbound or delivery", c.Role))
+		r.Check(fmt.Errorf("PARLEY_DEV_ROLE=%q: want all, inbound or delivery", c.Role))
 	case (c.TableName == "") != (c.QueueURL == "") || (c.TableName != "" && c.DeadLetterQueueURL == ""):
-		errs = append(errs, fmt.Errorf("PARLEY_TABLE_NAME, PARLEY_QUEUE_URL and PARLEY_DEAD_LETTER_QUEUE_URL go together: set all three for DynamoDB and SQS, or none"))
+		r.Check(fmt.Errorf("PARLEY_TABLE_NAME, PARLEY_QUEUE_URL and PARLEY_DEAD_LETTER_QUEUE_URL go together: set all three for DynamoDB and SQS, or none"))
 	case c.Role != RoleAll && c.TableName == "":
-		errs = append(errs, fmt.Errorf("PARLEY_DEV_ROLE=%s needs DynamoDB and SQS (PARLEY_TABLE_NAME, PARLEY_QUEUE_URL, PARLEY_DEAD_LETTER_QUEUE_URL): the embedded parts live in one process", c.Role))
+		r.Check(fmt.Errorf("PARLEY_DEV_ROLE=%s needs DynamoDB and SQS (PARLEY_TABLE_NAME, PARLEY_QUEUE_URL, PARLEY_DEAD_LETTER_QUEUE_URL): the embedded parts live in one process", c.Role))
 	}
-	if p := getenv("PORT"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 65535 {
-			errs = append(errs, fmt.Errorf("PORT=%q: want a port number", p))
-		}
-		c.Addr = "127.0.0.1:" + strconv.Itoa(n)
-	}
-	if t := getenv("PARLEY_TOKEN"); t != "" {
-		c.Token = t
-	}
-	if b := getenv("PARLEY_BOT"); b != "" {
-		c.Bot = b
-	}
-	opts, err := bot.ConfigFromEnv(getenv)
-	if err != nil {
-		errs = append(errs, err)
-	} else if _, err := bot.New(c.Bot, opts); err != nil {
-		errs = append(errs, fmt.Errorf("PARLEY_BOT=%s: %w", c.Bot, err))
-	}
-	c.BotOptions = opts
 	if c.ResponseURL != "" {
 		if u, err := url.Parse(c.ResponseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))
+			r.Check(fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))
 		}
 	}
-	policy, timeout, err := delivery.ConfigFromEnv(getenv)
-	if err != nil {
-		errs = append(errs, err)
+	c.BotOptions = bot.ConfigFromEnv(r)
+	if _, err := bot.New(c.Bot, c.BotOptions); err != nil {
+		r.Check(fmt.Errorf("PARLEY_BOT=%s: %w", c.Bot, err))
 	}
-	c.Policy, c.DeliveryTimeout = policy, timeout
-	duration := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want a Go duration such as 5s or 2m", name, v))
-				return
-			}
-			*dst = d
-		}
-	}
-	duration("PARLEY_RECORD_TTL", &c.RecordTTL)
-	duration("PARLEY_BOT_TIMEOUT", &c.BotTimeout)
-	if c.RecordTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("PARLEY_RECORD_TTL=%s: want at least 1m", c.RecordTTL))
-	}
-	if c.BotTimeout <= 0 || c.BotTimeout > 25*time.Second {
-		errs = append(errs, fmt.Errorf("PARLEY_BOT_TIMEOUT=%s: want more than 0 and at most 25s", c.BotTimeout))
-	}
-	return c, errors.Join(errs...)
+	return c, r.Err()
 }

@@ -3,7 +3,6 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,11 +18,7 @@ import (
 	"github.com/parley-chat/parley/shared/storetest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.Main(m) }
 
 var tables atomic.Int64
 

@@ -232,3 +232,11 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Main runs a test binary's tests and stops the emulators they started:
+// func TestMain(m *testing.M) { emulator.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopAll()
+	os.Exit(code)
+}

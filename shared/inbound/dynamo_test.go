@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -20,11 +19,7 @@ import (
 	"github.com/parley-chat/parley/shared/token"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.Main(m) }
 
 // The real parts: DynamoDB Local for the records, local-aws-sqs for the queue.
 func realParts(t *testing.T, name string) (*dynamo.Store, *sqsfifo.Queue) {

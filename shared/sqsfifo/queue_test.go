@@ -3,7 +3,6 @@ package sqsfifo_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -18,11 +17,7 @@ import (
 	"github.com/parley-chat/parley/shared/sqsfifo"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.Main(m) }
 
 var queues atomic.Int64
 
