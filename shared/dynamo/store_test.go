@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -77,4 +78,67 @@ func TestItemsCarryTheTTLAttribute(t *testing.T) {
 	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
 		t.Errorf("TTL = %+v, %v; want on expiresAt", ttl, err)
 	}
+}
+
+// stripOld hides the old item from conditional-check failures, as some emulators and
+// older DynamoDB Local versions do, and counts the reads that follow.
+type stripOld struct {
+	*dynamodb.Client
+	gets atomic.Int32
+}
+
+func (s *stripOld) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	out, err := s.Client.PutItem(ctx, in, opts...)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		ccf.Item = nil
+	}
+	return out, err
+}
+
+func (s *stripOld) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if aws.ToBool(in.ConsistentRead) {
+		s.gets.Add(1)
+	}
+	return s.Client.GetItem(ctx, in, opts...)
+}
+
+func TestDuplicateWithoutOldItemFallsBackToAConsistentRead(t *testing.T) {
+	ctx := context.Background()
+	client := emulator.DynamoDB(t).DynamoDBClient()
+	name := fmt.Sprintf("parley-fallback-%d", tables.Add(1))
+	if err := dynamo.CreateTable(ctx, client, name); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec := message.Record{Key: "msg_f", Status: message.InProgress, RequestHash: "h1", LeaseID: "l1", LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
+
+	full := dynamo.New(client, name)
+	if _, acquired, err := full.Acquire(ctx, rec, now); err != nil || !acquired {
+		t.Fatal(acquired, err)
+	}
+	stripped := &stripOld{Client: client}
+	rec.LeaseID = "l2"
+	existing, acquired, err := dynamo.New(stripped, name).Acquire(ctx, rec, now)
+	if err != nil || acquired || existing.LeaseID != "l1" || existing.RequestHash != "h1" {
+		t.Fatalf("Acquire = %+v, %v, %v; want the first record", existing, acquired, err)
+	}
+	if stripped.gets.Load() != 1 {
+		t.Errorf("%d consistent reads, want 1", stripped.gets.Load())
+	}
+	// With the old item in the failure, no read is needed: DynamoDB Local returns it.
+	counting := &stripOld{Client: client}
+	if _, _, err := dynamo.New(countingOnly{counting}, name).Acquire(ctx, rec, now); err != nil {
+		t.Fatal(err)
+	}
+	if counting.gets.Load() != 0 {
+		t.Errorf("%d reads when the failure carried the old item, want 0", counting.gets.Load())
+	}
+}
+
+// countingOnly counts reads but leaves the failures as they are.
+type countingOnly struct{ *stripOld }
+
+func (c countingOnly) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return c.Client.PutItem(ctx, in, opts...)
 }

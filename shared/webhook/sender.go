@@ -19,7 +19,7 @@ import (
 
 // Version names this build of Parley in the default User-Agent. Set it at build time
 // with -ldflags "-X github.com/parley-chat/parley/shared/webhook.Version=1.2.3".
-var Version = "dev"
+var Version = "0.1.0"
 
 const (
 	// DefaultTimeout is the time one attempt may take when Config.Timeout is zero.
