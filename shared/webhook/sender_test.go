@@ -317,7 +317,7 @@ func TestSendHeadersAndBody(t *testing.T) {
 			req:  webhook.Request{ID: "msg_abc", Body: body, InReplyTo: "user-msg-42", Index: 2, Count: 3},
 			want: map[string]string{
 				"Content-Type":       "application/json",
-				"User-Agent":         "Parley/" + Version + " (+https://github.com/parley-chat/parley)",
+				"User-Agent":         "Parley/" + webhook.Version + " (+https://github.com/parley-chat/parley)",
 				"webhook-id":         "msg_abc",
 				"webhook-timestamp":  strconv.FormatInt(clock.Unix(), 10),
 				"webhook-signature":  "",
