@@ -61,10 +61,14 @@ start-api: sam-build ## sam local start-api on port 3000 (SAM CLI + Docker)
 fuzz-seeds: ## run the fuzz targets' committed seeds only
 	go test -run '^Fuzz' ./...
 
+FUZZ_TARGETS := FuzzDecodeInbound:./shared/message FuzzHandle:./shared/inbound FuzzDecodeRecord:./shared/delivery \
+	FuzzParseSecrets:./shared/webhook FuzzVerify:./shared/webhook
+
 fuzz: ## fuzz each target for FUZZTIME (default 30s)
-	go test -run '^$$' -fuzz '^FuzzDecodeInbound$$' -fuzztime $(FUZZTIME) ./shared/message
-	go test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./shared/inbound
-	go test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./shared/delivery
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
