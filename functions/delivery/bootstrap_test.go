@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/runtimeapi"
+)
+
+// TestBootstrap builds the real bootstrap as Lambda gets it (for this machine's
+// architecture) and runs it as a process against a loopback Runtime API: what
+// `sam local invoke` does, without Docker.
+func TestBootstrap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	bin, err := runtimeapi.Build(ctx, ".", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(bin); err == nil {
+		t.Logf("bootstrap: %d bytes (%.2f MB)", info.Size(), float64(info.Size())/1e6)
+	}
+	b := newBackend(t)
+	env := b.environment(t)
+
+	// One execution environment for every event: the secret is read once, at init.
+	t.Run("events", func(t *testing.T) {
+		f := start(ctx, t, bin, env)
+		if n := b.sm.calls.Load(); n != 1 {
+			t.Errorf("%d Secrets Manager calls during init, want 1", n)
+		}
+		for _, name := range slices.Sorted(maps.Keys(expectations)) {
+			s := loadSample(t, name)
+			for _, c := range expectations[name] {
+				t.Run(name+"/"+c.name, func(t *testing.T) {
+					b.rc.reset(s, c.reject)
+					out, errPayload, err := f.Invoke(ctx, s.raw)
+					if err != nil || errPayload != nil {
+						t.Fatalf("invoke: %v; error payload %s", err, errPayload)
+					}
+					// Lambda reads the partial batch response by these exact names.
+					var res events.SQSEventResponse
+					if err := json.Unmarshal(out, &res); err != nil || !strings.HasPrefix(string(out), `{"batchItemFailures":[`) {
+						t.Fatalf("response %s (%v), want {\"batchItemFailures\":[...]}", out, err)
+					}
+					checkDelivery(t, b, s, c, res)
+				})
+			}
+		}
+		if n := b.sm.calls.Load(); n != 1 {
+			t.Errorf("%d Secrets Manager calls after the invocations, want 1: once per cold start", n)
+		}
+		checkLogs(t, f)
+	})
+
+	t.Run("init time", func(t *testing.T) {
+		var inits []time.Duration
+		for range 5 {
+			f := start(ctx, t, bin, env)
+			inits = append(inits, f.FirstNext().Sub(f.Started))
+			f.Stop()
+		}
+		slices.Sort(inits)
+		t.Logf("init (process start to the first /next, with the Secrets Manager read), 5 runs: median %s, min %s, max %s", inits[2], inits[0], inits[4])
+		if inits[2] > 5*time.Second {
+			t.Errorf("median init %s, want well under Lambda's 10s init limit", inits[2])
+		}
+	})
+
+	// A function that cannot start must say everything that is wrong at once, and
+	// exit non-zero before asking for work: Lambda reports it as an init error.
+	t.Run("missing variables", func(t *testing.T) {
+		env := maps.Clone(env)
+		for k := range env {
+			if strings.HasPrefix(k, "PARLEY_") {
+				delete(env, k)
+			}
+		}
+		env["PARLEY_MAX_ATTEMPTS"] = "0"
+		f := runFailing(ctx, t, bin, env)
+		for _, name := range []string{"PARLEY_RESPONSE_ENDPOINT_URL", "PARLEY_QUEUE_URL", "PARLEY_DEAD_LETTER_QUEUE_URL", "PARLEY_TABLE_NAME", "PARLEY_MAX_ATTEMPTS"} {
+			if !strings.Contains(f.Output(), name) {
+				t.Errorf("the log does not name %s:\n%s", name, f.Output())
+			}
+			for _, ie := range f.InitErrors() {
+				if !strings.Contains(string(ie.Payload), name) {
+					t.Errorf("the init error %s does not name %s", ie.Payload, name)
+				}
+			}
+		}
+	})
+
+	t.Run("unreadable secret", func(t *testing.T) {
+		env := maps.Clone(env)
+		env["PARLEY_SIGNING_SECRET_ARN"] = strings.Replace(secretARN, "Ab12Cd", "Gone00", 1)
+		f := runFailing(ctx, t, bin, env)
+		if out := f.Output(); !strings.Contains(out, "read signing secret") || !strings.Contains(out, "ResourceNotFoundException") {
+			t.Errorf("the log does not say the secret could not be read:\n%s", out)
+		}
+	})
+}
+
+// start starts the bootstrap in env and waits for the end of its init.
+func start(ctx context.Context, t *testing.T, bin string, env map[string]string) *runtimeapi.Function {
+	t.Helper()
+	f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{
+		FunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:" + env["AWS_LAMBDA_FUNCTION_NAME"],
+		Timeout:     functionTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	if _, err := f.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// runFailing starts the bootstrap in env and checks that its init fails: a non-zero
+// exit with a JSON error line, before any request for an invocation.
+func runFailing(ctx context.Context, t *testing.T, bin string, env map[string]string) *runtimeapi.Function {
+	t.Helper()
+	f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	code, err := f.Wait(ctx)
+	if err != nil || code == 0 {
+		t.Fatalf("exit code %d (%v), want non-zero; output:\n%s", code, err, f.Output())
+	}
+	if n := f.Nexts(); n != 0 {
+		t.Errorf("it asked for an invocation %d times before failing", n)
+	}
+	if !strings.Contains(f.Output(), `"level":"ERROR"`) {
+		t.Errorf("no JSON error line in the log:\n%s", f.Output())
+	}
+	return f
+}
+
+// processEnv is env plus what every provided.al2023 process gets.
+func processEnv(env map[string]string, bin string) []string {
+	out := []string{
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG=en_US.UTF-8", "TZ=:UTC",
+		"_HANDLER=bootstrap", "LAMBDA_TASK_ROOT=" + filepath.Dir(bin), "LAMBDA_RUNTIME_DIR=/var/runtime",
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}
+
+// checkLogs: JSON lines carrying the Lambda request id, one "delivered" line per
+// delivered webhook, and never the signing secret or a message's content.
+func checkLogs(t *testing.T, f *runtimeapi.Function) {
+	t.Helper()
+	out := f.Output()
+	delivered := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rec struct{ Level, Message, RequestID, WebhookID string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Errorf("log line is not JSON: %s", l)
+			continue
+		}
+		if rec.Message == "delivered" {
+			delivered[rec.WebhookID]++
+			if !slices.ContainsFunc(f.Invocations(), func(inv runtimeapi.Invocation) bool { return inv.RequestID == rec.RequestID }) {
+				t.Errorf("log line without its invocation's request id: %s", l)
+			}
+		}
+	}
+	want := 0
+	for name, cases := range expectations {
+		s := loadSample(t, name)
+		for _, c := range cases {
+			for i, r := range s.ev.Records {
+				if !slices.Contains(c.failures, i) {
+					want++
+					if delivered[attr(r, delivery.AttrWebhookID)] == 0 {
+						t.Errorf("no delivered line for %s", attr(r, delivery.AttrWebhookID))
+					}
+				}
+			}
+			for _, r := range s.ev.Records {
+				var body struct{ Payload json.RawMessage }
+				_ = json.Unmarshal([]byte(r.Body), &body)
+				if strings.Contains(out, string(body.Payload)) {
+					t.Errorf("the log holds a message payload %s", body.Payload)
+				}
+			}
+		}
+	}
+	if n := sum(delivered); n != want {
+		t.Errorf("%d delivered lines, want %d", n, want)
+	}
+	if strings.Contains(out, signingSecret) {
+		t.Error("the log holds the signing secret")
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

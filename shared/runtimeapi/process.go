@@ -1,0 +1,154 @@
+package runtimeapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// BuildFlags are the go build flags of a Lambda bootstrap, as the Makefile and infra/
+// build them: no RPC shim (provided.al2023 talks to the Runtime API), no paths or
+// symbols in the binary.
+var BuildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w"}
+
+// Build compiles the main package in pkgDir into outDir/bootstrap with BuildFlags and
+// CGO_ENABLED=0, for the host's OS and architecture so that it can run here.
+func Build(ctx context.Context, pkgDir, outDir string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build %s: the go command is not on PATH: %w", pkgDir, err)
+	}
+	out := filepath.Join(outDir, "bootstrap")
+	args := append([]string{"build"}, BuildFlags...)
+	cmd := exec.CommandContext(ctx, goBin, append(args, "-o", out, ".")...)
+	cmd.Dir = pkgDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkgDir, err, b)
+	}
+	return out, nil
+}
+
+// Function is a bootstrap process running against its own Server, as in a Lambda
+// execution environment.
+type Function struct {
+	*Server
+	// Started is when the process was started: a cold start's init lasts from here to
+	// the first request for an invocation.
+	Started time.Time
+
+	cmd    *exec.Cmd
+	out    lockedBuffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // from Wait, set before exited is closed
+}
+
+// Run starts binary with exactly env (KEY=value entries) plus AWS_LAMBDA_RUNTIME_API,
+// which points at a new Server with cfg. Its stdout and stderr — the function's logs —
+// are kept for Output. The process dies with the test binary; call Stop when done.
+func Run(binary string, env []string, cfg Config) (*Function, error) {
+	s, err := Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f := &Function{Server: s, exited: make(chan struct{})}
+	f.cmd = exec.Command(binary)
+	f.cmd.Dir = filepath.Dir(binary) // LAMBDA_TASK_ROOT
+	f.cmd.Env = append(append([]string(nil), env...), "AWS_LAMBDA_RUNTIME_API="+s.Addr())
+	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	f.Started = time.Now()
+	if err := f.cmd.Start(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	go func() {
+		f.err = f.cmd.Wait()
+		close(f.exited)
+	}()
+	return f, nil
+}
+
+// WaitReady waits for the end of init — the first request for an invocation — and
+// returns how long init took. It fails if the process exits first.
+func (f *Function) WaitReady(ctx context.Context) (time.Duration, error) {
+	select {
+	case <-f.Ready():
+		return f.FirstNext().Sub(f.Started), nil
+	case <-f.exited:
+		return 0, fmt.Errorf("bootstrap exited during init (%v):\n%s", f.err, f.Output())
+	case <-ctx.Done():
+		return 0, fmt.Errorf("bootstrap did not finish init: %w\n%s", ctx.Err(), f.Output())
+	}
+}
+
+// Invoke is Server.Invoke, failing at once if the process exits.
+func (f *Function) Invoke(ctx context.Context, event []byte) (response []byte, errorPayload []byte, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-f.exited:
+			cancel(fmt.Errorf("bootstrap exited (%v)", f.err))
+		case <-ctx.Done():
+		}
+	}()
+	response, errorPayload, err = f.Server.Invoke(ctx, event)
+	if err != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), err) {
+		err = fmt.Errorf("%w: %w\n%s", err, context.Cause(ctx), f.Output())
+	}
+	return response, errorPayload, err
+}
+
+// Exited is closed when the process has exited.
+func (f *Function) Exited() <-chan struct{} { return f.exited }
+
+// Wait waits for the process to exit and returns its exit code.
+func (f *Function) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-f.exited:
+	case <-ctx.Done():
+		return -1, fmt.Errorf("bootstrap still running: %w", ctx.Err())
+	}
+	var exit *exec.ExitError
+	if f.err != nil && !errors.As(f.err, &exit) {
+		return -1, f.err
+	}
+	return f.cmd.ProcessState.ExitCode(), nil
+}
+
+// Output is what the process wrote to stdout and stderr so far.
+func (f *Function) Output() string { return f.out.String() }
+
+// Stop kills the process, as Lambda does when it retires an execution environment,
+// waits for it, and closes the server.
+func (f *Function) Stop() {
+	_ = f.cmd.Process.Kill()
+	<-f.exited
+	_ = f.Server.Close()
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
