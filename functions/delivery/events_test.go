@@ -25,11 +25,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
@@ -358,36 +356,15 @@ func (b *backend) environment(t *testing.T) map[string]string {
 	return env
 }
 
-// handler wires the handler as run does, with run's own functions on the same
-// environment, stopping short of lambda.Start: run does not return before it.
+// handler is the handler main's setup builds, in this process, in that environment.
 func (b *backend) handler(t *testing.T, log *slog.Logger) *delivery.Handler {
 	t.Helper()
 	env := b.environment(t)
-	getenv := func(k string) string { return env[k] }
-	cfg, err := loadConfig(getenv)
+	h, err := setup(func(k string) string { return env[k] }, log)
 	if err != nil {
-		t.Fatalf("configuration: %v", err)
+		t.Fatalf("setup: %v", err)
 	}
-	awsCfg, err := awsenv.Config(getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SECRETS_MANAGER") })
-	secrets, err := readSecret(context.Background(), sm, cfg.secretARN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := webhook.NewSigner(secrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: cfg.timeout, Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SQS") })
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "DYNAMODB") })
-	return delivery.New(sender, sqsfifo.New(sq, cfg.queueURL, cfg.deadURL), dynamo.New(ddb, cfg.table), cfg.policy, cfg.timeout, log)
+	return h
 }
 
 // TestEventsThroughHandler runs every delivery event through the handler, wired as

@@ -46,44 +46,45 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 func main() {
 	log := lambdacontext.NewLogger()
-	if err := run(log); err != nil {
+	h, err := setup(os.Getenv, log)
+	if err != nil {
 		log.Error("start", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
+	lambda.Start(h.Handle)
 }
 
-func run(log *slog.Logger) error {
-	cfg, err := loadConfig(os.Getenv)
+// setup builds the handler from the environment: everything main does but start.
+func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, error) {
+	cfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	ctx := context.Background()
-	awsCfg, err := awsenv.Config(os.Getenv)
+	awsCfg, err := awsenv.Config(getenv)
 	if err != nil {
-		return fmt.Errorf("aws configuration: %w", err)
+		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
 	secrets := ""
 	if cfg.secretARN != "" {
-		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SECRETS_MANAGER") })
+		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SECRETS_MANAGER") })
 		if secrets, err = readSecret(ctx, sm, cfg.secretARN); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	signer, err := webhook.NewSigner(secrets)
 	if err != nil {
-		return fmt.Errorf("signing secret: %w", err)
+		return nil, fmt.Errorf("signing secret: %w", err)
 	}
 	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: cfg.timeout, Signer: signer})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
+	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SQS") })
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "DYNAMODB") })
 	queue := sqsfifo.New(sq, cfg.queueURL, cfg.deadURL)
 	attempts := dynamo.New(ddb, cfg.table)
-	h := delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log)
-	lambda.Start(h.Handle)
-	return nil
+	return delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log), nil
 }
 
 // readSecret reads the signing secret once per cold start. Secrets Manager makes a

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -44,6 +45,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		historyTTL: r.Duration("PARLEY_HISTORY_TTL", 30*24*time.Hour, time.Minute, 365*24*time.Hour),
 		botTimeout: r.Duration("PARLEY_BOT_TIMEOUT", 10*time.Second, time.Millisecond, 25*time.Second),
 	}
+	if !slices.Contains(bot.Names, c.bot) {
+		r.Check(fmt.Errorf("PARLEY_BOT=%q: want one of %v", c.bot, bot.Names))
+	}
 	if c.bot == "llm" && c.llmKeyARN == "" && c.botOptions.LLM.APIKey == "" {
 		r.Check(errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
 	}
@@ -52,7 +56,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 func main() {
 	log := lambdacontext.NewLogger()
-	h, err := setup(log)
+	h, err := setup(os.Getenv, log)
 	if err != nil {
 		log.Error("start", slog.String("error", err.Error()))
 		os.Exit(1)
@@ -60,17 +64,18 @@ func main() {
 	lambda.Start(h.Handle)
 }
 
-func setup(log *slog.Logger) (*inbound.Handler, error) {
-	cfg, err := loadConfig(os.Getenv)
+// setup builds the handler from the environment: everything main does but start.
+func setup(getenv func(string) string, log *slog.Logger) (*inbound.Handler, error) {
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	awsCfg, err := awsenv.Config(os.Getenv)
+	awsCfg, err := awsenv.Config(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "DYNAMODB") })
+	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SQS") })
 	store := dynamo.New(ddb, cfg.table)
 	queue := sqsfifo.New(sq, cfg.queueURL, "")
 
@@ -78,7 +83,7 @@ func setup(log *slog.Logger) (*inbound.Handler, error) {
 	opts.History = store
 	if cfg.llmKeyARN != "" {
 		// Read once per cold start, not per message.
-		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SECRETS_MANAGER") })
+		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SECRETS_MANAGER") })
 		out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(cfg.llmKeyARN)})
 		if err != nil {
 			return nil, fmt.Errorf("read the llm API key: %w", err)

@@ -211,7 +211,8 @@ func (h *Handler) failed(ctx context.Context, log *slog.Logger, m events.SQSMess
 
 func (h *Handler) retryDelay(attempt int, retryAfter time.Duration) time.Duration {
 	spread := 1 + h.policy.Jitter*(2*rand.Float64()-1)
-	d := time.Duration(float64(h.policy.Delay(attempt)) * spread)
+	// Jitter spreads the delays but never takes one outside the configured bounds.
+	d := min(max(time.Duration(float64(h.policy.Delay(attempt))*spread), h.policy.MinDelay), h.policy.MaxDelay)
 	d = max(d, retryAfter)
 	return min(d, MaxVisibility)
 }

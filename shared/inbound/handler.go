@@ -107,7 +107,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	start := time.Now()
 	res, note := h.serve(ctx, req)
 	attrs := []slog.Attr{
-		slog.String("requestId", req.RequestContext.RequestID),
+		// The Lambda logger adds the invocation's requestId; this is API Gateway's.
+		slog.String("apiRequestId", req.RequestContext.RequestID),
 		slog.String("method", req.RequestContext.HTTP.Method),
 		slog.Int("status", res.StatusCode),
 		slog.String("outcome", note.outcome),
