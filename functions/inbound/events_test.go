@@ -56,6 +56,8 @@ type want struct {
 	replay bool
 	// enqueued: the echo bot's answer to this message reaches the delivery queue.
 	enqueued bool
+	// listed: a history page of at least this many messages, after's among them.
+	listed int
 }
 
 // expectations covers every inbound-*.json in events/; TestEventFilesAreCovered fails
@@ -70,6 +72,7 @@ var expectations = map[string]want{
 	"inbound-bad-json.json":     {status: 400, code: "invalid_json"},
 	"inbound-wrong-path.json":   {status: 404, code: "not_found"},
 	"inbound-get.json":          {status: 405, code: "method_not_allowed", header: map[string]string{"Allow": "POST"}},
+	"inbound-history.json":      {status: 200, after: "inbound-text.json", listed: 2},
 }
 
 // TestEventFilesAreCovered: every JSON file of events/ is env.json or belongs to a
@@ -331,6 +334,24 @@ func checkAnswer(t *testing.T, s sample, res events.APIGatewayV2HTTPResponse, an
 		}
 		return
 	}
+	if w.listed > 0 {
+		// The page holds after's message preceded by its echo, newest first; other
+		// samples of the same conversation may be there too, by the order they ran.
+		var page struct {
+			Messages []struct{ Direction, MessageID, InReplyTo, ConversationID string }
+		}
+		if err := json.Unmarshal([]byte(res.Body), &page); err != nil {
+			t.Fatalf("%s: history %s: %v", s.name, res.Body, err)
+		}
+		first := loadSample(t, w.after).in
+		i := slices.IndexFunc(page.Messages, func(m struct{ Direction, MessageID, InReplyTo, ConversationID string }) bool {
+			return m.Direction == "incoming" && m.MessageID == first.MessageID
+		})
+		if len(page.Messages) < w.listed || i < 1 || page.Messages[i-1].InReplyTo != first.MessageID || page.Messages[i-1].Direction != "outgoing" {
+			t.Errorf("%s: history %s, want at least %d messages with %s preceded by its echo", s.name, res.Body, w.listed, first.MessageID)
+		}
+		return
+	}
 	if w.replay {
 		if first := answered[w.after]; res.Body != first.Body {
 			t.Errorf("%s: body\n%s\nwant the first answer again\n%s", s.name, res.Body, first.Body)
@@ -457,7 +478,7 @@ func checkTable(t *testing.T, b *backend) {
 	}
 	accepted := 0
 	for _, w := range expectations {
-		if w.status == 200 && !w.replay {
+		if w.status == 200 && !w.replay && w.listed == 0 {
 			accepted++
 		}
 	}
