@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go"
@@ -42,6 +43,8 @@ type Stat struct {
 	// consuming, when the Counter asks for them (TrackCapacity). A call that fails its
 	// condition reports none, although DynamoDB bills it at least one write unit.
 	WriteUnits, ReadUnits float64
+	// Time is the time spent in the calls, retries included.
+	Time time.Duration
 }
 
 // Failed is the number of calls that failed, whatever the reason.
@@ -58,6 +61,7 @@ func (s *Stat) add(o Stat) {
 	s.Attempts += o.Attempts
 	s.WriteUnits += o.WriteUnits
 	s.ReadUnits += o.ReadUnits
+	s.Time += o.Time
 	for k, v := range o.Errors {
 		if s.Errors == nil {
 			s.Errors = map[string]int64{}
@@ -155,7 +159,9 @@ func (m callCounter) HandleInitialize(ctx context.Context, in middleware.Initial
 	if capacity {
 		askCapacity(in.Parameters)
 	}
+	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
+	took := time.Since(start)
 	op := opOf(ctx)
 	var units float64
 	if capacity && err == nil {
@@ -163,6 +169,7 @@ func (m callCounter) HandleInitialize(ctx context.Context, in middleware.Initial
 	}
 	m.c.record(op, func(s *Stat) {
 		s.Calls++
+		s.Time += took
 		if isWrite(op.Operation) {
 			s.WriteUnits += units
 		} else {
@@ -230,7 +237,7 @@ func (cs Counts) Sub(before Counts) Counts {
 	out := Counts{}
 	for op, s := range cs {
 		b := before[op]
-		d := Stat{Calls: s.Calls - b.Calls, Attempts: s.Attempts - b.Attempts, WriteUnits: s.WriteUnits - b.WriteUnits, ReadUnits: s.ReadUnits - b.ReadUnits}
+		d := Stat{Calls: s.Calls - b.Calls, Attempts: s.Attempts - b.Attempts, WriteUnits: s.WriteUnits - b.WriteUnits, ReadUnits: s.ReadUnits - b.ReadUnits, Time: s.Time - b.Time}
 		for k, v := range s.Errors {
 			if n := v - b.Errors[k]; n != 0 {
 				if d.Errors == nil {
@@ -251,7 +258,7 @@ func (cs Counts) String() string {
 	var b strings.Builder
 	for _, op := range cs.Ops() {
 		s := cs[op]
-		fmt.Fprintf(&b, "%s calls=%d attempts=%d", op, s.Calls, s.Attempts)
+		fmt.Fprintf(&b, "%s calls=%d attempts=%d time=%s", op, s.Calls, s.Attempts, s.Time)
 		if s.WriteUnits > 0 {
 			fmt.Fprintf(&b, " wru=%g", s.WriteUnits)
 		}

@@ -117,6 +117,9 @@ func TestRealAdaptersOnTheEmulators(t *testing.T) {
 	if put.Calls != 2 || put.Errors["ConditionalCheckFailedException"] != 1 {
 		t.Errorf("PutItem %+v, want 2 calls, 1 failed condition", put)
 	}
+	if put.Time <= 0 {
+		t.Errorf("PutItem took %s in all, want the time counted", put.Time)
+	}
 	if put.WriteUnits < 1 {
 		t.Errorf("PutItem consumed %g write units, want at least 1 reported", put.WriteUnits)
 	}

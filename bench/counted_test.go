@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/parley-chat/parley/shared/awscount"
+	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/dynamo"
+	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/inbound"
+	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/token"
+	"github.com/parley-chat/parley/shared/webhook"
+)
+
+// timedInbound serves the inbound handler over HTTP the way the Lambda runtime calls
+// it — one Handle per request — and keeps each Handle's duration.
+type timedInbound struct {
+	h    *inbound.Handler
+	mu   sync.Mutex
+	durs []time.Duration
+}
+
+func (t *timedInbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ev := inbound.ToEvent(r, body)
+	start := time.Now()
+	res, _ := t.h.Handle(r.Context(), ev)
+	d := time.Since(start)
+	t.mu.Lock()
+	t.durs = append(t.durs, d)
+	t.mu.Unlock()
+	for k, v := range res.Headers {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(res.StatusCode)
+	_, _ = io.WriteString(w, res.Body)
+}
+
+// esm does what Lambda's SQS event source mapping does for the delivery function:
+// receive batches of up to 10, invoke the function with each, and delete the records
+// it did not report as failed in one DeleteMessageBatch. It times each invocation.
+type esm struct {
+	queue    *sqsfifo.Queue // the mapping's own client
+	client   *sqs.Client
+	url      string
+	h        *delivery.Handler
+	mu       sync.Mutex
+	durs     []time.Duration
+	received int
+}
+
+func (e *esm) run(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				msgs, err := e.queue.Receive(ctx, 10, time.Second)
+				if err != nil || len(msgs) == 0 {
+					continue
+				}
+				start := time.Now()
+				res, err := e.h.Handle(context.WithoutCancel(ctx), events.SQSEvent{Records: msgs})
+				d := time.Since(start)
+				e.mu.Lock()
+				e.durs = append(e.durs, d)
+				e.received += len(msgs)
+				e.mu.Unlock()
+				if err != nil {
+					continue
+				}
+				failed := map[string]bool{}
+				for _, f := range res.BatchItemFailures {
+					failed[f.ItemIdentifier] = true
+				}
+				var del []sqstypes.DeleteMessageBatchRequestEntry
+				for i, m := range msgs {
+					if !failed[m.MessageId] {
+						del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: aws.String(m.ReceiptHandle)})
+					}
+				}
+				if len(del) > 0 {
+					_, _ = e.client.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: &e.url, Entries: del})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// countedClients are SDK clients of the emulators that count their calls.
+func countedClients(ddbURL, sqsURL string, c *awscount.Counter) (*dynamodb.Client, *sqs.Client) {
+	cfg := emulator.Config()
+	cfg.APIOptions = append(cfg.APIOptions, c.Middleware)
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddbURL) }),
+		sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) })
+}
+
+type countedRun struct {
+	Messages        int
+	Calls           []CallRow
+	Usage           Usage
+	Batches         float64
+	InboundDurs     []time.Duration
+	DeliveryBatches []time.Duration
+}
+
+// countCalls wires the inbound and delivery handlers on the real adapters as
+// functions/inbound and functions/delivery wire them, each with its own counted SDK
+// clients, runs closed-loop load through them, and divides what was counted by the
+// messages accepted.
+func countCalls(ctx context.Context, ddbURL, sqsURL string, res Resources, concurrency int, d time.Duration) (countedRun, error) {
+	var out countedRun
+	inC, outC, esmC := awscount.New().TrackCapacity(), awscount.New().TrackCapacity(), awscount.New()
+	inDDB, inSQS := countedClients(ddbURL, sqsURL, inC)
+	outDDB, outSQS := countedClients(ddbURL, sqsURL, outC)
+	_, esmSQS := countedClients(ddbURL, sqsURL, esmC)
+
+	store := dynamo.New(inDDB, res.Table)
+	plain, tok := token.Generate("bench", time.Now())
+	if err := store.PutToken(ctx, tok); err != nil {
+		return out, err
+	}
+	in := &timedInbound{h: inbound.New(store, sqsfifo.New(inSQS, res.QueueURL, ""), bot.Echo{}, token.NewTable(store, time.Minute),
+		inbound.Config{History: store}, jsonLog())}
+	api := httptest.NewServer(in)
+	defer api.Close()
+
+	receiver, err := NewReceiver()
+	if err != nil {
+		return out, err
+	}
+	defer receiver.Close()
+	signer, _ := webhook.NewSigner("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	sender, err := webhook.NewSender(webhook.Config{URL: receiver.URL, Timeout: 10 * time.Second, Signer: signer})
+	if err != nil {
+		return out, err
+	}
+	dh := delivery.New(sender, sqsfifo.New(outSQS, res.QueueURL, res.DeadLetterQueueURL), dynamo.New(outDDB, res.Table), delivery.DefaultPolicy, 10*time.Second, jsonLog())
+	mapping := &esm{queue: sqsfifo.New(esmSQS, res.QueueURL, ""), client: esmSQS, url: res.QueueURL, h: dh}
+	pollCtx, stop := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() { mapping.run(pollCtx, 4); close(polled) }()
+
+	inC.Reset() // the token's PutItem is set-up, not traffic
+	load := Load{URL: api.URL, Token: plain, Receiver: receiver, Concurrency: concurrency, Duration: d, RunID: fmt.Sprintf("count%d", time.Now().UnixNano())}
+	r := load.Run(ctx)
+	stop()
+	<-polled
+	if r.Failed+r.Lost > 0 {
+		return out, fmt.Errorf("counted run: %d failed, %d lost: %s", r.Failed, r.Lost, r.FirstError)
+	}
+	in.mu.Lock()
+	out.Messages, out.InboundDurs = in.callsOK(), in.durs
+	in.mu.Unlock()
+	mapping.mu.Lock()
+	out.DeliveryBatches = mapping.durs
+	if len(mapping.durs) > 0 {
+		out.Batches = float64(mapping.received) / float64(len(mapping.durs))
+	}
+	mapping.mu.Unlock()
+	if out.Messages == 0 {
+		return out, fmt.Errorf("counted run: no message accepted")
+	}
+
+	n := float64(out.Messages)
+	u := Usage{HTTPRequests: 1, InboundInvocations: 1, MemoryMB: DeployedMemoryMB,
+		InboundBilled: meanBilled(out.InboundDurs), DeliveryBilled: meanBilled(out.DeliveryBatches),
+		DeliveryInvocations: float64(len(out.DeliveryBatches)) / n}
+	for caller, c := range map[string]*awscount.Counter{"inbound function": inC, "delivery function": outC, "event source mapping": esmC} {
+		counts := c.Counts()
+		for _, op := range counts.Ops() {
+			s := counts[op]
+			out.Calls = append(out.Calls, CallRow{Caller: caller, Op: op, Stat: s})
+			u.WRU += s.WriteUnits / n
+			u.RRU += s.ReadUnits / n
+			if op.Service == "SQS" && caller != "event source mapping" {
+				u.SQSRequests += float64(s.Attempts) / n
+			}
+			if op.Service == "DynamoDB" && s.Errors["ConditionalCheckFailedException"] > 0 {
+				// Billed at least one write unit each, though DynamoDB reports none.
+				u.WRU += float64(s.Errors["ConditionalCheckFailedException"]) / n
+			}
+		}
+	}
+	// The mapping: one receive and one batch delete per batch. Its empty long polls
+	// while the queue is idle are a fixed cost, not a cost per message.
+	u.ESMRequests = float64(2*len(out.DeliveryBatches)) / n
+	SortCalls(out.Calls)
+	out.Usage = u
+	return out, nil
+}
+
+// callsOK is the number of requests answered; every one was a fresh message.
+func (t *timedInbound) callsOK() int { return len(t.durs) }
+
+func meanBilled(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += Billed(d)
+	}
+	return sum / time.Duration(len(ds))
+}
