@@ -46,8 +46,10 @@ build-InboundFunction:
 build-DeliveryFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build $(BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/delivery
 
+# --build-in-source: the makefile method then builds here instead of copying the whole
+# repository (node_modules, cdk.out) to a scratch folder first.
 sam-build: ## sam build (needs the SAM CLI)
-	sam build
+	sam build --build-in-source
 
 invoke-inbound: sam-build ## sam local invoke the inbound function with events/inbound-text.json (SAM CLI + Docker)
 	sam local invoke InboundFunction --event events/inbound-text.json --env-vars events/env.json
