@@ -1,0 +1,101 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/parley-chat/parley/bench"
+	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/message"
+)
+
+// aws is a table and queues on the emulators, reached through proxies: the SQS one
+// fixes local-aws-sqs's long polling (see bench.Proxy), and both can be pointed at a
+// restarted emulator.
+type awsParts struct {
+	DDB, SQS           *emulator.Emulator
+	DDBProxy, SQSProxy *bench.Proxy
+	Res                bench.Resources
+}
+
+func onEmulators(t *testing.T, name string, visibility int) *awsParts {
+	t.Helper()
+	a := &awsParts{DDB: emulator.DynamoDB(t), SQS: emulator.SQS(t)}
+	var err error
+	if a.DDBProxy, err = bench.NewProxy(a.DDB.URL); err != nil {
+		t.Fatal(err)
+	}
+	if a.SQSProxy, err = bench.NewProxy(a.SQS.URL); err != nil {
+		t.Fatal(err)
+	}
+	a.SQSProxy.FixLongPoll = true
+	t.Cleanup(func() { a.DDBProxy.Close(); a.SQSProxy.Close() })
+	name = fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	if a.Res, err = bench.CreateResources(context.Background(), a.DDB.DynamoDBClient(), a.SQS.SQSClient(), name, visibility); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Env is the environment of a process using the parts through the proxies.
+func (a *awsParts) Env() []string {
+	return append(bench.EmulatorEnv(a.DDBProxy.URL, a.SQSProxy.URL), a.Res.Env()...)
+}
+
+// Clients are SDK clients through the proxies.
+func (a *awsParts) Clients() (*dynamodb.Client, *sqs.Client) {
+	cfg := emulator.Config()
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(a.DDBProxy.URL) }),
+		sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(a.SQSProxy.URL) })
+}
+
+// setenv points this process's default AWS configuration at the parts, for stacks
+// started in process (devstack reads the environment).
+func (a *awsParts) setenv(t *testing.T) {
+	for _, kv := range a.Env() {
+		k, v, _ := cut(kv)
+		t.Setenv(k, v)
+	}
+}
+
+func cut(kv string) (string, string, bool) {
+	for i := range kv {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}
+
+// countingBot is the echo bot, counting its turns.
+type countingBot struct {
+	turns atomic.Int64
+	inner interface {
+		Reply(context.Context, message.Turn) ([]message.Reply, error)
+	}
+}
+
+func (b *countingBot) Reply(ctx context.Context, turn message.Turn) ([]message.Reply, error) {
+	b.turns.Add(1)
+	return b.inner.Reply(ctx, turn)
+}
+
+// discardLog is a logger that keeps nothing.
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// getenvMap turns a map into a getenv.
+func getenvMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var _ = os.Getenv
