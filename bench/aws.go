@@ -25,17 +25,25 @@ func (r Resources) Env() []string {
 }
 
 // CreateResources creates them, named after name, with the queue's visibility timeout
-// in seconds. The redrive policy is only the backstop, set far above any retry budget:
-// local-aws-sqs counts visibility changes as receives.
+// in seconds.
 func CreateResources(ctx context.Context, ddb *dynamodb.Client, sq *sqs.Client, name string, visibility int) (Resources, error) {
 	r := Resources{Table: name}
 	if err := dynamo.CreateTable(ctx, ddb, name); err != nil {
 		return r, err
 	}
+	var err error
+	r.QueueURL, r.DeadLetterQueueURL, err = CreateQueues(ctx, sq, name, visibility)
+	return r, err
+}
+
+// CreateQueues creates the FIFO queue name.fifo and its dead-letter queue
+// name-dlq.fifo, and returns their URLs. The redrive policy is only the backstop, set
+// far above any retry budget: local-aws-sqs counts visibility changes as receives.
+func CreateQueues(ctx context.Context, sq *sqs.Client, name string, visibility int) (queueURL, deadLetterURL string, err error) {
 	dead, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq.fifo"),
 		Attributes: map[string]string{string(sqstypes.QueueAttributeNameFifoQueue): "true"}})
 	if err != nil {
-		return r, fmt.Errorf("create dead-letter queue: %w", err)
+		return "", "", fmt.Errorf("create dead-letter queue: %w", err)
 	}
 	main, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + ".fifo"), Attributes: map[string]string{
 		string(sqstypes.QueueAttributeNameFifoQueue):         "true",
@@ -43,8 +51,7 @@ func CreateResources(ctx context.Context, ddb *dynamodb.Client, sq *sqs.Client, 
 		string(sqstypes.QueueAttributeNameRedrivePolicy):     `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:` + name + `-dlq.fifo","maxReceiveCount":1000}`,
 	}})
 	if err != nil {
-		return r, fmt.Errorf("create queue: %w", err)
+		return "", "", fmt.Errorf("create queue: %w", err)
 	}
-	r.QueueURL, r.DeadLetterQueueURL = aws.ToString(main.QueueUrl), aws.ToString(dead.QueueUrl)
-	return r, nil
+	return aws.ToString(main.QueueUrl), aws.ToString(dead.QueueUrl), nil
 }

@@ -1,0 +1,18 @@
+# Measurement and reliability targets; the root Makefile includes this file.
+#   make bench                          BENCHMARKS.md: handlers, end to end vs the floor, AWS calls, cost, bootstraps
+#   make test-reliability               every scenario, full size (RELIABILITY=short: the CI size)
+
+BENCH_REPORT ?= BENCHMARKS.md
+BENCH_COUNT  ?= 6
+RELIABILITY  ?= full
+
+.PHONY: bench test-reliability
+
+bench: emulators build ## measure and write BENCHMARKS.md (about 6 minutes; best on a quiet machine)
+	@mkdir -p .build/bench
+	set -o pipefail; go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./bench | tee .build/bench/micro.txt
+	PARLEY_BENCH=$(CURDIR)/$(BENCH_REPORT) PARLEY_BENCH_MICRO=$(CURDIR)/.build/bench/micro.txt PARLEY_BENCH_BUILD=$(CURDIR)/.build \
+		go test -count=1 -run '^TestReport$$' -v -timeout 30m ./bench
+
+test-reliability: emulators ## try to break it: duplicate storm, receiver chaos, crashes, emulator restarts, security (RELIABILITY=short for CI)
+	PARLEY_RELIABILITY=$(RELIABILITY) go test -count=1 -v -timeout 40m ./bench/reliability
