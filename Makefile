@@ -80,3 +80,4 @@ clean: ## remove build output
 	rm -rf .build infra/cdk.out
 
 -include infra/rules.mk
+-include bench/rules.mk
