@@ -114,7 +114,11 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(w, "WEBHOOK-ID\tIN-REPLY-TO\tATTEMPTS\tFAILED-AT\tREASON")
 		for _, m := range msgs {
 			d, _ := delivery.Decode(m)
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.InReplyTo, attr(m, delivery.AttrAttempts), attr(m, delivery.AttrFailedAt), attr(m, delivery.AttrFailureReason))
+			reason := attr(m, delivery.AttrFailureReason)
+			if reason == "" {
+				reason = "moved by the queue's redrive policy (received " + m.Attributes["ApproximateReceiveCount"] + " times)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.InReplyTo, attr(m, delivery.AttrAttempts), attr(m, delivery.AttrFailedAt), reason)
 		}
 		if err := w.Flush(); err != nil {
 			return err

@@ -37,6 +37,13 @@ type Attempts interface {
 	Failed(ctx context.Context, messageID string, now time.Time) (int, error)
 }
 
+// MaxReceives is the queue's redrive budget: SQS's maximum. The redrive policy is only
+// the backstop for a message that crashes the function every time; the delivery
+// function's own attempt count decides when a message is given up. A tighter budget
+// would dead-letter messages never attempted: every message held back behind a failing
+// one of its conversation is received again with it.
+const MaxReceives = 1000
+
 // MaxVisibility is SQS's ceiling for a visibility timeout, so for one retry delay.
 const MaxVisibility = 12 * time.Hour
 

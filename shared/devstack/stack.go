@@ -84,7 +84,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 		}
 	} else {
 		s.Store = inmem.NewStore()
-		s.Queue = inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 30 * time.Second, MaxReceives: cfg.Policy.MaxAttempts + 1})
+		s.Queue = inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 30 * time.Second, MaxReceives: delivery.MaxReceives})
 		st, s.queue = s.Store, s.Queue
 	}
 
