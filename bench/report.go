@@ -157,6 +157,9 @@ func InspectBinary(function, path string) (Binary, error) {
 // System names what a load ran against.
 type System struct {
 	Name, Desc string
+	// VsFloor: the system runs on the floor's emulators, so its throughput is
+	// compared with the floor's.
+	VsFloor bool
 }
 
 // E2E is the median over repetitions of one system at one concurrency.
@@ -220,9 +223,12 @@ type Report struct {
 	Messages int    // accepted messages in the counted run
 	Calls    []CallRow
 	Batches  float64 // mean batch size the delivery function got in the counted run
-	Usage    Usage
-	Binaries []Binary
-	Notes    []string
+	// InboundMean is the mean inbound Handle time in the counted run, and InboundAWS
+	// the part of it spent waiting on AWS calls.
+	InboundMean, InboundAWS time.Duration
+	Usage                   Usage
+	Binaries                []Binary
+	Notes                   []string
 }
 
 func fmtDur(d time.Duration) string {
@@ -286,7 +292,7 @@ func (r *Report) Markdown() string {
 				continue
 			}
 			ratio := "–"
-			if f, ok := r.Find(r.Floor, e.Concurrency); ok && s.Name != r.Floor && f.PerSecond() > 0 {
+			if f, ok := r.Find(r.Floor, e.Concurrency); ok && s.VsFloor && f.PerSecond() > 0 {
 				ratio = fmt.Sprintf("%.2f×", e.PerSecond()/f.PerSecond())
 			}
 			note := ""
@@ -318,6 +324,9 @@ func (r *Report) Markdown() string {
 			mean = c.Stat.Time / time.Duration(c.Stat.Calls)
 		}
 		p("| %s | %s | %.3f | %.3f | %s | %s |\n", c.Caller, c.Op, float64(c.Stat.Calls)/n, float64(c.Stat.Attempts)/n, capacity, fmtDur(mean))
+	}
+	if r.InboundMean > 0 {
+		p("\nOne inbound `Handle` took %s on average in this run, %s of it (%.0f%%) waiting on the calls above.", fmtDur(r.InboundMean), fmtDur(r.InboundAWS), 100*float64(r.InboundAWS)/float64(r.InboundMean))
 	}
 	p("\nThe delivery function got batches of %.1f records on average here. In AWS the event source mapping receives up to 10 records per call and deletes them in batches, so at full batches it makes 0.2 requests per message; it also long-polls while the queue is empty (a fixed cost, not per message).\n\n", r.Batches)
 
