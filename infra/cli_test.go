@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +140,8 @@ func TestCDKSynth(t *testing.T) {
 }
 
 func TestCDKSynthRejectsBadConfig(t *testing.T) {
-	_, stderr, err := runCDK(t, "synth", "--no-notices", "-o", t.TempDir(), "-c", "deliveryTimeout=45s", "-c", "maxAttempts=0")
+	_, stderr, err := runCDK(t, "synth", "--no-notices", "-o", t.TempDir(), "-c", "deliveryTimeout=45s", "-c", "maxAttempts=0",
+		"-c", "bot=rules", "-c", "rulesFile=no/such/rules.json")
 	if err == nil {
 		t.Fatal("cdk synth without responseEndpointUrl succeeded")
 	}
@@ -147,11 +149,68 @@ func TestCDKSynthRejectsBadConfig(t *testing.T) {
 		`context "responseEndpointUrl": required`,
 		`context "deliveryTimeout": 45s is out of range [1s, 30s]`,
 		`context "maxAttempts": 0 is out of range [1, 30]`,
+		`context "rulesFile": ` + filepath.Join(filepath.Dir(mustGetwd(t)), "no/such/rules.json") + " does not exist",
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
+}
+
+// TestCDKSynthRulesFile: with bot=rules and a rules file given relative to the
+// repository root, the cloud assembly the CLI writes has the file in the inbound
+// function's package.
+func TestCDKSynthRulesFile(t *testing.T) {
+	out := t.TempDir()
+	_, stderr, err := runCDK(t, "synth", "--no-notices", "-q", "-o", out, "-c", "responseEndpointUrl="+testEndpoint,
+		"-c", "bot=rules", "-c", "rulesFile=infra/testdata/rules.json")
+	if err != nil {
+		t.Fatalf("cdk synth: %v\n%s", err, stderr)
+	}
+	var tmpl struct {
+		Resources map[string]struct {
+			Type       string
+			Metadata   map[string]any
+			Properties struct {
+				Environment struct{ Variables map[string]any }
+			}
+		}
+	}
+	readJSON(t, filepath.Join(out, "Parley-dev.template.json"), &tmpl)
+	want, err := os.ReadFile(filepath.Join("testdata", "rules.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for id, r := range tmpl.Resources {
+		if r.Type != "AWS::Lambda::Function" || r.Metadata["aws:cdk:path"] != "Parley-dev/InboundFunction/Resource" {
+			continue
+		}
+		found = true
+		if got := r.Properties.Environment.Variables["PARLEY_RULES_FILE"]; got != "/var/task/rules.json" {
+			t.Errorf("%s PARLEY_RULES_FILE: got %v", id, got)
+		}
+		asset := filepath.Join(out, fmt.Sprint(r.Metadata["aws:asset:path"]))
+		got, err := os.ReadFile(filepath.Join(asset, "rules.json"))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s/rules.json: got %q (%v), want testdata/rules.json", asset, got, err)
+		}
+		if _, err := os.Stat(filepath.Join(asset, "bootstrap")); err != nil {
+			t.Error(err)
+		}
+	}
+	if !found {
+		t.Error("no inbound function in the template")
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
 }
 
 func readJSON(t *testing.T, path string, into any) {

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +33,24 @@ const (
 	maxMaxAttempts = 30
 	// defaultOldestMessageAge is when a message waiting in the delivery queue raises an alarm.
 	defaultOldestMessageAge = time.Hour
+	// maxBotTimeout leaves the inbound function (29 s) time to store the turn and
+	// answer after the bot gave up.
+	maxBotTimeout = 25 * time.Second
+	// maxSystemPromptBytes keeps the inbound function's environment well under Lambda's
+	// 4 KB limit for all variables together.
+	maxSystemPromptBytes = 2048
+	// maxRulesFileBytes bounds the rules file copied into the inbound function.
+	maxRulesFileBytes = 1 << 20
+	// rulesFileInAsset is where the bundling puts the rules file: /var/task is the
+	// unpacked function package.
+	rulesFileInAsset  = "rules.json"
+	rulesFileOnLambda = "/var/task/" + rulesFileInAsset
+)
+
+// Bot names (the inbound function's PARLEY_BOT) and LLM providers the functions know.
+var (
+	botNames     = []string{"echo", "rules", "llm", "http"}
+	llmProviders = []string{"openai", "anthropic"}
 )
 
 // Config is everything the stack takes from CDK context (`cdk synth -c key=value` or
@@ -35,15 +58,36 @@ const (
 type Config struct {
 	Stage               string // stack name suffix: Parley-<stage>
 	ResponseEndpointURL string // where the delivery function POSTs bot messages
-	Bot                 string
+	Bot                 string // one of botNames
 	RecordTTL           string // how long inbound de-duplication records live
-	RetryMinDelay       string
-	RetryMaxDelay       string
-	MaxAttempts         int
-	DeliveryTimeout     string
-	RemovalPolicy       string // "retain" or "destroy"; applies to the table and log groups
-	AlarmEmail          string // optional: subscribes to the alarm topic
-	OldestMessageAge    time.Duration
+	HistoryTTL          string // how long conversation history entries live
+	BotTimeout          string // how long the bot may take for one turn
+	// RulesFile is the absolute path of the rules bot's intents file on the deploying
+	// machine, copied into the inbound function; "" (also for other bots): none, the
+	// rules bot answers from its built-in example.
+	RulesFile        string
+	HTTPBotURL       string // bot=http: the bot service's Rasa REST webhook
+	LLM              LLMConfig
+	RetryMinDelay    string
+	RetryMaxDelay    string
+	MaxAttempts      int
+	DeliveryTimeout  string
+	RemovalPolicy    string // "retain" or "destroy"; applies to the table and log groups
+	AlarmEmail       string // optional: subscribes to the alarm topic
+	OldestMessageAge time.Duration
+}
+
+// LLMConfig is the llm bot's configuration, set only when bot=llm. Optional values are
+// "" when not given; numbers keep a canonical text form, as the function reads them.
+type LLMConfig struct {
+	Provider         string // openai (any OpenAI-compatible API) or anthropic
+	BaseURL          string
+	Model            string
+	SystemPrompt     string
+	Temperature      string
+	MaxTokens        string
+	History          string // earlier messages sent along
+	APIKeySecretName string // an existing Secrets Manager secret holding the API key
 }
 
 // StackName is the CloudFormation stack name for the configured stage.
@@ -60,6 +104,18 @@ const (
 	keyResponseEndpointURL = "responseEndpointUrl"
 	keyBot                 = "bot"
 	keyRecordTTL           = "recordTtl"
+	keyHistoryTTL          = "historyTtl"
+	keyBotTimeout          = "botTimeout"
+	keyRulesFile           = "rulesFile"
+	keyHTTPBotURL          = "httpBotUrl"
+	keyLLMProvider         = "llmProvider"
+	keyLLMBaseURL          = "llmBaseUrl"
+	keyLLMModel            = "llmModel"
+	keyLLMSystemPrompt     = "llmSystemPrompt"
+	keyLLMTemperature      = "llmTemperature"
+	keyLLMMaxTokens        = "llmMaxTokens"
+	keyLLMHistory          = "llmHistory"
+	keyLLMAPIKeySecretName = "llmApiKeySecretName"
 	keyRetryMinDelay       = "retryMinDelay"
 	keyRetryMaxDelay       = "retryMaxDelay"
 	keyMaxAttempts         = "maxAttempts"
@@ -73,6 +129,9 @@ var defaults = map[string]string{
 	keyStage:            "dev",
 	keyBot:              "echo",
 	keyRecordTTL:        "168h",
+	keyHistoryTTL:       "720h",
+	keyBotTimeout:       "10s",
+	keyLLMProvider:      "openai",
 	keyRetryMinDelay:    "5s",
 	keyRetryMaxDelay:    "12h",
 	keyMaxAttempts:      "11",
@@ -81,14 +140,28 @@ var defaults = map[string]string{
 	keyOldestMessageAge: defaultOldestMessageAge.String(),
 }
 
+// botKeys are the context keys that only one bot uses: given with another bot, they
+// would silently do nothing, so they are refused.
+var botKeys = map[string][]string{
+	"rules": {keyRulesFile},
+	"http":  {keyHTTPBotURL},
+	"llm": {keyLLMProvider, keyLLMBaseURL, keyLLMModel, keyLLMSystemPrompt, keyLLMTemperature,
+		keyLLMMaxTokens, keyLLMHistory, keyLLMAPIKeySecretName},
+}
+
 var (
 	stagePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
-	botPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	// Secrets Manager's characters for secret names.
+	secretNamePattern = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+	// A name ending in a hyphen and six characters looks like a complete ARN's random
+	// suffix: Secrets Manager can misread the partial ARN the function is given.
+	secretSuffixPattern = regexp.MustCompile(`-[A-Za-z0-9/_+=.@]{6}$`)
 )
 
 // LoadConfig reads and validates the configuration. lookup returns a context value or nil;
-// every problem is reported at once, each naming its context key.
-func LoadConfig(lookup func(key string) any) (Config, error) {
+// repoRoot is the repository root, which a relative rulesFile is resolved against.
+// Every problem is reported at once, each naming its context key.
+func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 	var errs []error
 	get := func(key string) string {
 		v := lookup(key)
@@ -128,12 +201,15 @@ func LoadConfig(lookup func(key string) any) (Config, error) {
 		fail(keyResponseEndpointURL, "%v (pass it with -c responseEndpointUrl=https://your.host/path)", err)
 	}
 
-	c.Bot = get(keyBot)
-	if !botPattern.MatchString(c.Bot) {
-		fail(keyBot, "%q must be a lower-case bot name such as echo", c.Bot)
-	}
-
 	c.RecordTTL, _ = duration(keyRecordTTL, time.Minute, 365*24*time.Hour)
+	c.HistoryTTL, _ = duration(keyHistoryTTL, time.Minute, 365*24*time.Hour)
+	c.BotTimeout, _ = duration(keyBotTimeout, time.Second, maxBotTimeout)
+	c.Bot = get(keyBot)
+	if slices.Contains(botNames, c.Bot) {
+		c.loadBot(get, lookup, repoRoot, fail)
+	} else {
+		fail(keyBot, "%q is not a bot: want one of %s", c.Bot, strings.Join(botNames, ", "))
+	}
 	var minDelay, maxDelay time.Duration
 	c.RetryMinDelay, minDelay = duration(keyRetryMinDelay, time.Second, maxVisibilityDelay)
 	c.RetryMaxDelay, maxDelay = duration(keyRetryMaxDelay, time.Second, maxVisibilityDelay)
@@ -178,16 +254,141 @@ func LoadConfig(lookup func(key string) any) (Config, error) {
 	return c, nil
 }
 
+// loadBot reads the settings of the configured bot, and refuses those of the others.
+func (c *Config) loadBot(get func(string) string, lookup func(string) any, repoRoot string, fail func(key, format string, args ...any)) {
+	given := func(key string) bool {
+		v := lookup(key)
+		return v != nil && strings.TrimSpace(fmt.Sprint(v)) != ""
+	}
+	for bot, keys := range botKeys {
+		for _, key := range keys {
+			if bot != c.Bot && given(key) {
+				fail(key, "is only used with bot=%s, and bot is %s", bot, c.Bot)
+			}
+		}
+	}
+	whole := func(key string, min, max int) string {
+		if !given(key) {
+			return ""
+		}
+		s := get(key)
+		n, err := strconv.Atoi(s)
+		switch {
+		case err != nil:
+			fail(key, "%q is not a whole number", s)
+		case n < min || n > max:
+			fail(key, "%d is out of range [%d, %d]", n, min, max)
+		}
+		return strconv.Itoa(n)
+	}
+
+	switch c.Bot {
+	case "rules":
+		if given(keyRulesFile) {
+			c.RulesFile = get(keyRulesFile)
+			if !filepath.IsAbs(c.RulesFile) {
+				c.RulesFile = filepath.Join(repoRoot, c.RulesFile)
+			}
+			if err := checkRulesFile(c.RulesFile); err != nil {
+				fail(keyRulesFile, "%v (a JSON rules file; a relative path is relative to the repository root)", err)
+			}
+		}
+
+	case "http":
+		c.HTTPBotURL = get(keyHTTPBotURL)
+		if c.HTTPBotURL == "" {
+			fail(keyHTTPBotURL, "required with bot=http: the absolute http(s) URL of the bot service's Rasa REST webhook")
+		} else if err := checkURL(c.HTTPBotURL, "http", "https"); err != nil {
+			fail(keyHTTPBotURL, "%v", err)
+		}
+
+	case "llm":
+		l := &c.LLM
+		l.Provider = get(keyLLMProvider)
+		if !slices.Contains(llmProviders, l.Provider) {
+			fail(keyLLMProvider, "%q is not a provider: want %s", l.Provider, strings.Join(llmProviders, " or "))
+		}
+		if l.BaseURL = get(keyLLMBaseURL); l.BaseURL != "" {
+			if err := checkURL(l.BaseURL, "https"); err != nil {
+				fail(keyLLMBaseURL, "%v", err)
+			}
+		}
+		if l.Model = get(keyLLMModel); l.Model == "" {
+			fail(keyLLMModel, "required with bot=llm: the model name, such as gpt-4o-mini")
+		}
+		if l.SystemPrompt = get(keyLLMSystemPrompt); len(l.SystemPrompt) > maxSystemPromptBytes {
+			fail(keyLLMSystemPrompt, "%d bytes, at most %d (Lambda allows 4 KB of environment in all)", len(l.SystemPrompt), maxSystemPromptBytes)
+		}
+		if given(keyLLMTemperature) {
+			s := get(keyLLMTemperature)
+			f, err := strconv.ParseFloat(s, 64)
+			switch {
+			case err != nil || math.IsNaN(f):
+				fail(keyLLMTemperature, "%q is not a number", s)
+			case f < 0 || f > 2:
+				fail(keyLLMTemperature, "%s is out of range [0, 2]", s)
+			}
+			l.Temperature = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+		l.MaxTokens = whole(keyLLMMaxTokens, 1, 32000)
+		l.History = whole(keyLLMHistory, 0, 100)
+		l.APIKeySecretName = get(keyLLMAPIKeySecretName)
+		switch name := l.APIKeySecretName; {
+		case name == "":
+			fail(keyLLMAPIKeySecretName, "required with bot=llm: the name of an existing Secrets Manager secret holding the API key")
+		case strings.HasPrefix(name, "arn:"):
+			fail(keyLLMAPIKeySecretName, "%q is an ARN: give the secret's name", name)
+		case !secretNamePattern.MatchString(name):
+			fail(keyLLMAPIKeySecretName, "%q is not a secret name (1-512 letters, digits and /_+=.@-)", name)
+		case secretSuffixPattern.MatchString(name):
+			fail(keyLLMAPIKeySecretName, "%q ends in a hyphen and six characters, which Secrets Manager can take for an ARN's random suffix: rename the secret", name)
+		}
+	}
+}
+
+// checkRulesFile checks what synth can: the rules file exists and is a JSON document.
+// The inbound function validates its intents when it starts.
+func checkRulesFile(path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist", path)
+	case err != nil:
+		return err
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("%s is not a file", path)
+	case info.Size() > maxRulesFileBytes:
+		return fmt.Errorf("%s is %d bytes, more than %d", path, info.Size(), maxRulesFileBytes)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%s is not JSON: %v", path, err)
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return fmt.Errorf("%s is not a JSON object", path)
+	}
+	return nil
+}
+
 func checkEndpointURL(s string) error {
 	if s == "" {
 		return errors.New("required: the absolute http(s) URL the delivery function POSTs bot messages to")
 	}
+	return checkURL(s, "http", "https")
+}
+
+// checkURL accepts an absolute URL with one of the schemes, a host and no credentials.
+func checkURL(s string, schemes ...string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("%q is not a URL: %v", s, err)
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("%q must be an absolute http or https URL", s)
+	if !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("%q must be an absolute %s URL", s, strings.Join(schemes, " or "))
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return fmt.Errorf("%q has no host", s)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +12,20 @@ func lookupIn(m map[string]any) func(string) any {
 	return func(k string) any { return m[k] }
 }
 
+// loadConfig is LoadConfig with relative paths resolved against this repository.
+func loadConfig(t *testing.T, context map[string]any) (Config, error) {
+	t.Helper()
+	return LoadConfig(lookupIn(context), repoRoot(t))
+}
+
 func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := LoadConfig(lookupIn(map[string]any{keyResponseEndpointURL: testEndpoint}))
+	cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
 		Stage: "dev", ResponseEndpointURL: testEndpoint, Bot: "echo", RecordTTL: "168h",
+		HistoryTTL: "720h", BotTimeout: "10s",
 		RetryMinDelay: "5s", RetryMaxDelay: "12h", MaxAttempts: 11, DeliveryTimeout: "10s",
 		RemovalPolicy: "retain", OldestMessageAge: time.Hour,
 	}
@@ -30,17 +39,69 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigValues(t *testing.T) {
 	// Context from cdk.json arrives as JSON values, from -c as strings.
-	cfg, err := LoadConfig(lookupIn(map[string]any{
-		keyResponseEndpointURL: "http://10.0.0.1:8080/bot?x=1", keyStage: "prod-2", keyBot: "parrot",
+	cfg, err := loadConfig(t, map[string]any{
+		keyResponseEndpointURL: "http://10.0.0.1:8080/bot?x=1", keyStage: "prod-2", keyBot: "http",
+		keyHTTPBotURL: "http://rasa.internal:5005/webhooks/rest/webhook", keyHistoryTTL: "48h", keyBotTimeout: "25s",
 		keyMaxAttempts: float64(28), keyRetryMaxDelay: "12h", keyDeliveryTimeout: "30s",
 		keyRemovalPolicy: "DESTROY", keyAlarmEmail: "ops@example.com", keyOldestMessageAge: "2h",
-	}))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MaxAttempts != 28 || cfg.RemovalPolicy != "destroy" || cfg.AlarmEmail != "ops@example.com" ||
-		cfg.OldestMessageAge != 2*time.Hour || cfg.StackName() != "Parley-prod-2" || cfg.Bot != "parrot" {
+		cfg.OldestMessageAge != 2*time.Hour || cfg.StackName() != "Parley-prod-2" || cfg.Bot != "http" ||
+		cfg.HTTPBotURL != "http://rasa.internal:5005/webhooks/rest/webhook" || cfg.HistoryTTL != "48h" || cfg.BotTimeout != "25s" {
 		t.Errorf("got %+v", cfg)
+	}
+}
+
+func TestLoadConfigLLM(t *testing.T) {
+	// Numbers from cdk.json arrive as float64; their text is canonical.
+	cfg, err := loadConfig(t, map[string]any{
+		keyResponseEndpointURL: testEndpoint, keyBot: "llm", keyLLMProvider: "anthropic",
+		keyLLMBaseURL: "https://llm.example.com/v1", keyLLMModel: "claude-x", keyLLMSystemPrompt: "  Be brief.  ",
+		keyLLMTemperature: "0.70", keyLLMMaxTokens: float64(1024), keyLLMHistory: "0", keyLLMAPIKeySecretName: "parley/llm-key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LLMConfig{
+		Provider: "anthropic", BaseURL: "https://llm.example.com/v1", Model: "claude-x", SystemPrompt: "Be brief.",
+		Temperature: "0.7", MaxTokens: "1024", History: "0", APIKeySecretName: "parley/llm-key",
+	}
+	if cfg.LLM != want {
+		t.Errorf("got %+v, want %+v", cfg.LLM, want)
+	}
+
+	// Only the required ones: the provider defaults to openai, the rest stay unset.
+	cfg, err = loadConfig(t, map[string]any{
+		keyResponseEndpointURL: testEndpoint, keyBot: "llm", keyLLMModel: "gpt-4o-mini", keyLLMAPIKeySecretName: "openai-api-key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (LLMConfig{Provider: "openai", Model: "gpt-4o-mini", APIKeySecretName: "openai-api-key"}); cfg.LLM != want {
+		t.Errorf("got %+v, want %+v", cfg.LLM, want)
+	}
+}
+
+func TestLoadConfigRulesFile(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "my rules.json")
+	if err := os.WriteFile(abs, []byte(`{"fallback": []}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for given, want := range map[string]string{
+		abs:                         abs,
+		"infra/testdata/rules.json": filepath.Join(repoRoot(t), "infra", "testdata", "rules.json"),
+		"":                          "", // the built-in example
+	} {
+		cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint, keyBot: "rules", keyRulesFile: given})
+		if err != nil {
+			t.Fatalf("rulesFile %q: %v", given, err)
+		}
+		if cfg.RulesFile != want {
+			t.Errorf("rulesFile %q: got %q, want %q", given, cfg.RulesFile, want)
+		}
 	}
 }
 
@@ -57,6 +118,26 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"endpoint with credentials", map[string]any{keyResponseEndpointURL: "https://u:p@example.com/"}, []string{"credentials"}},
 		{"bad stage", map[string]any{keyStage: "my stage"}, []string{`"stage"`}},
 		{"bad bot", map[string]any{keyBot: "Echo Bot"}, []string{`"bot"`}},
+		{"unknown bot", map[string]any{keyBot: "parrot"}, []string{`context "bot": "parrot" is not a bot: want one of echo, rules, llm, http`}},
+		{"history TTL", map[string]any{keyHistoryTTL: "30 days"}, []string{`"historyTtl"`, "not a Go duration"}},
+		{"history TTL too long", map[string]any{keyHistoryTTL: "10000h"}, []string{`"historyTtl": 10000h is out of range`}},
+		{"bot timeout over 25s", map[string]any{keyBotTimeout: "26s"}, []string{`"botTimeout": 26s is out of range [1s, 25s]`}},
+		{"bot timeout", map[string]any{keyBotTimeout: "ten"}, []string{`"botTimeout"`, "not a Go duration"}},
+		{"rules file missing", map[string]any{keyBot: "rules", keyRulesFile: "no/such/rules.json"},
+			[]string{`context "rulesFile"`, "no/such/rules.json does not exist", "relative to the repository root"}},
+		{"rules file a directory", map[string]any{keyBot: "rules", keyRulesFile: "infra"}, []string{`"rulesFile"`, "is not a file"}},
+		{"rules file not JSON", map[string]any{keyBot: "rules", keyRulesFile: "infra/config.go"}, []string{`"rulesFile"`, "config.go is not JSON"}},
+		{"rules file without rules bot", map[string]any{keyRulesFile: "infra/testdata/rules.json"},
+			[]string{`context "rulesFile": is only used with bot=rules, and bot is echo`}},
+		{"http bot without URL", map[string]any{keyBot: "http"}, []string{`context "httpBotUrl": required with bot=http`}},
+		{"http bot URL relative", map[string]any{keyBot: "http", keyHTTPBotURL: "/webhook"}, []string{`"httpBotUrl"`, "absolute http or https"}},
+		{"http bot URL with credentials", map[string]any{keyBot: "http", keyHTTPBotURL: "https://u:p@bot/"}, []string{`"httpBotUrl"`, "credentials"}},
+		{"http bot URL without http bot", map[string]any{keyBot: "llm", keyHTTPBotURL: "https://bot/", keyLLMModel: "m", keyLLMAPIKeySecretName: "k"},
+			[]string{`"httpBotUrl": is only used with bot=http, and bot is llm`}},
+		{"llm without model and key", map[string]any{keyBot: "llm"},
+			[]string{`context "llmModel": required with bot=llm`, `context "llmApiKeySecretName": required with bot=llm`}},
+		{"llm settings without llm bot", map[string]any{keyLLMModel: "gpt", keyLLMTemperature: "1"},
+			[]string{`"llmModel": is only used with bot=llm`, `"llmTemperature": is only used with bot=llm`}},
 		{"bad duration", map[string]any{keyRetryMinDelay: "5 seconds"}, []string{`"retryMinDelay"`, "not a Go duration"}},
 		{"delivery timeout over 30s", map[string]any{keyDeliveryTimeout: "31s"}, []string{`"deliveryTimeout": 31s is out of range`}},
 		{"retry delay over 12h", map[string]any{keyRetryMaxDelay: "13h"}, []string{`"retryMaxDelay"`, "out of range"}},
@@ -71,6 +152,41 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"all at once", map[string]any{keyResponseEndpointURL: "nope", keyDeliveryTimeout: "1m", keyMaxAttempts: "-1"},
 			[]string{"responseEndpointUrl", "deliveryTimeout", "maxAttempts"}},
 	}
+	llm := map[string]any{keyBot: "llm", keyLLMModel: "gpt-4o-mini", keyLLMAPIKeySecretName: "parley/openai"}
+	for _, tt := range []struct {
+		name, key string
+		value     any
+		want      string
+	}{
+		{"llm provider", keyLLMProvider, "groq", `"llmProvider": "groq" is not a provider: want openai or anthropic`},
+		{"llm base URL http", keyLLMBaseURL, "http://localhost:11434/v1", `"llmBaseUrl": "http://localhost:11434/v1" must be an absolute https URL`},
+		{"llm base URL relative", keyLLMBaseURL, "api.openai.com", `"llmBaseUrl"`},
+		{"llm system prompt too long", keyLLMSystemPrompt, strings.Repeat("x", 2049), `"llmSystemPrompt": 2049 bytes, at most 2048`},
+		{"llm temperature not a number", keyLLMTemperature, "warm", `"llmTemperature": "warm" is not a number`},
+		{"llm temperature NaN", keyLLMTemperature, "NaN", `"llmTemperature": "NaN" is not a number`},
+		{"llm temperature over 2", keyLLMTemperature, float64(2.5), `"llmTemperature": 2.5 is out of range [0, 2]`},
+		{"llm temperature negative", keyLLMTemperature, "-0.1", `"llmTemperature": -0.1 is out of range`},
+		{"llm max tokens zero", keyLLMMaxTokens, "0", `"llmMaxTokens": 0 is out of range [1, 32000]`},
+		{"llm max tokens too many", keyLLMMaxTokens, float64(32001), `"llmMaxTokens": 32001 is out of range`},
+		{"llm max tokens fraction", keyLLMMaxTokens, "1.5", `"llmMaxTokens": "1.5" is not a whole number`},
+		{"llm history", keyLLMHistory, "101", `"llmHistory": 101 is out of range [0, 100]`},
+		{"llm history negative", keyLLMHistory, "-1", `"llmHistory": -1 is out of range`},
+		{"llm secret ARN", keyLLMAPIKeySecretName, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbCdEf", `"llmApiKeySecretName"`},
+		{"llm secret name characters", keyLLMAPIKeySecretName, "my key", `"llmApiKeySecretName": "my key" is not a secret name`},
+		{"llm secret name suffix", keyLLMAPIKeySecretName, "parley-openai", `"llmApiKeySecretName": "parley-openai" ends in a hyphen and six characters`},
+	} {
+		ctx := map[string]any{tt.key: tt.value}
+		for k, v := range llm {
+			if _, ok := ctx[k]; !ok {
+				ctx[k] = v
+			}
+		}
+		tests = append(tests, struct {
+			name    string
+			context map[string]any
+			want    []string
+		}{tt.name, ctx, []string{tt.want}})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := map[string]any{keyResponseEndpointURL: testEndpoint}
@@ -80,7 +196,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			if tt.name == "missing endpoint" {
 				delete(ctx, keyResponseEndpointURL)
 			}
-			_, err := LoadConfig(lookupIn(ctx))
+			_, err := loadConfig(t, ctx)
 			if err == nil {
 				t.Fatal("got no error")
 			}

@@ -24,11 +24,11 @@ func main() {
 
 func run() error {
 	app := awscdk.NewApp(nil)
-	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	root, err := findRepoRoot()
 	if err != nil {
 		return err
 	}
-	root, err := findRepoRoot()
+	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, root)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func synthIn(t *testing.T, outdir string, context map[string]any, bundle bool) *
 		ctx["aws:cdk:bundling-stacks"] = []any{}
 	}
 	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(outdir)})
-	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, repoRoot(t))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}

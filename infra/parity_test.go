@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,13 +31,30 @@ func readSAMTemplate(t *testing.T) []byte {
 	return data
 }
 
-// samParams are the SAM parameter values that match a CDK configuration.
+// samParams are the SAM parameter values that match a CDK configuration. A rules file
+// is the one setting SAM cannot take: RulesFilePath says where the user put it.
 func samParams(cfg Config) map[string]any {
+	rulesFilePath := ""
+	if cfg.RulesFile != "" {
+		rulesFilePath = rulesFileOnLambda
+	}
 	return map[string]any{
 		"Stage":                        cfg.Stage,
 		"ResponseEndpointUrl":          cfg.ResponseEndpointURL,
 		"Bot":                          cfg.Bot,
+		"RulesFilePath":                rulesFilePath,
+		"HttpBotUrl":                   cfg.HTTPBotURL,
+		"LlmProvider":                  cmp.Or(cfg.LLM.Provider, defaults[keyLLMProvider]),
+		"LlmBaseUrl":                   cfg.LLM.BaseURL,
+		"LlmModel":                     cfg.LLM.Model,
+		"LlmSystemPrompt":              cfg.LLM.SystemPrompt,
+		"LlmTemperature":               cfg.LLM.Temperature,
+		"LlmMaxTokens":                 cfg.LLM.MaxTokens,
+		"LlmHistory":                   cfg.LLM.History,
+		"LlmApiKeySecretName":          cfg.LLM.APIKeySecretName,
+		"BotTimeout":                   cfg.BotTimeout,
 		"RecordTtl":                    cfg.RecordTTL,
+		"HistoryTtl":                   cfg.HistoryTTL,
 		"RetryMinDelay":                cfg.RetryMinDelay,
 		"RetryMaxDelay":                cfg.RetryMaxDelay,
 		"MaxAttempts":                  strconv.Itoa(cfg.MaxAttempts),
@@ -72,7 +93,7 @@ func TestParity(t *testing.T) {
 	if in == nil || out == nil {
 		t.Fatalf("functions: got %v", cdk.Functions)
 	}
-	if len(in.Environment) != 4 || len(out.Environment) != 8 || !slices.Equal(in.Routes, []string{"$default"}) ||
+	if len(in.Environment) != 6 || len(out.Environment) != 9 || !slices.Equal(in.Routes, []string{"$default"}) ||
 		len(out.Queues) != 1 || len(cdk.Queues) != 2 || len(cdk.Tables) != 1 || len(cdk.Alarms) != 6 || len(cdk.Outputs) != 5 {
 		t.Errorf("CDK system is missing parts: %+v %+v %+v", cdk, in, out)
 	}
@@ -82,8 +103,9 @@ func TestParity(t *testing.T) {
 // SAM template the matching parameters: still one system, the receive budget included.
 func TestParityWithSettings(t *testing.T) {
 	s := synth(t, map[string]any{
-		keyBot: "parrot", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+		keyBot: "rules", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
 		keyMaxAttempts: "5", keyDeliveryTimeout: "20s", keyOldestMessageAge: "30m",
+		keyHistoryTTL: "48h", keyBotTimeout: "5s",
 	}, false)
 	cdk := cdkSystem(t, s)
 	sam, err := samSystem(readSAMTemplate(t), samParams(s.cfg))
@@ -103,54 +125,167 @@ func TestParityWithSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffs := strings.Join(compareSystems(cdk, samDefaults), "\n")
-	for _, want := range []string{"MaxReceiveCount", "PARLEY_MAX_ATTEMPTS", "PARLEY_BOT", "Threshold"} {
+	for _, want := range []string{"MaxReceiveCount", "PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_BOT_TIMEOUT", "Threshold"} {
 		if !strings.Contains(diffs, want) {
 			t.Errorf("changing %s in CDK alone went unnoticed; differences:\n%s", want, diffs)
 		}
 	}
 }
 
+// TestParityBots: each bot configuration of the CDK app and the SAM template with the
+// matching parameters are one system, environment values and permissions included;
+// and the parameter values pass the template's own checks.
+func TestParityBots(t *testing.T) {
+	data := readSAMTemplate(t)
+	doc := readSAMDoc(t, data)
+	for name, context := range botContexts(t) {
+		t.Run(name, func(t *testing.T) {
+			s := synth(t, context, false)
+			cdk := cdkSystem(t, s)
+			params := samParams(s.cfg)
+			sam, err := samSystem(data, params)
+			if err != nil {
+				t.Fatalf("read template.yaml: %v", err)
+			}
+			for _, d := range compareSystems(cdk, sam) {
+				t.Error(d)
+			}
+			for p, v := range params {
+				if err := doc.checkParameter(p, fmt.Sprint(v)); err != nil {
+					t.Error(err)
+				}
+			}
+			if failed := failedRules(t, data, params); len(failed) > 0 {
+				t.Errorf("template rules fail: %v", failed)
+			}
+		})
+	}
+}
+
+// TestSAMRules: the template's Rules refuse a bot without its required parameters, as
+// the CDK app refuses the context.
+func TestSAMRules(t *testing.T) {
+	base := map[string]any{"ResponseEndpointUrl": testEndpoint}
+	for _, tt := range []struct {
+		params map[string]any
+		want   []string
+	}{
+		{map[string]any{}, nil},
+		{map[string]any{"Bot": "http"}, []string{"Bot=http needs HttpBotUrl."}},
+		{map[string]any{"Bot": "llm"}, []string{"Bot=llm needs LlmApiKeySecretName.", "Bot=llm needs LlmModel."}},
+		{map[string]any{"Bot": "llm", "LlmModel": "m"}, []string{"Bot=llm needs LlmApiKeySecretName."}},
+		{map[string]any{"Bot": "llm", "LlmModel": "m", "LlmApiKeySecretName": "k"}, nil},
+		{map[string]any{"Bot": "echo", "LlmModel": "m"}, nil},
+	} {
+		params := maps.Clone(base)
+		maps.Copy(params, tt.params)
+		if got := failedRules(t, readSAMTemplate(t), params); !slices.Equal(got, tt.want) {
+			t.Errorf("parameters %v: failing rules %v, want %v", tt.params, got, tt.want)
+		}
+	}
+}
+
+// failedRules evaluates the template's Rules with the parameters, as CloudFormation
+// does before a deploy, and returns the failing assertions' descriptions, sorted. It
+// also checks that every condition evaluates: one that does not would make each
+// !If on it quietly drop its value.
+func failedRules(t *testing.T, data []byte, params map[string]any) []string {
+	t.Helper()
+	var doc struct {
+		Conditions map[string]any
+		Rules      map[string]struct {
+			RuleCondition *bool
+			Assertions    []struct {
+				Assert            any
+				AssertDescription string
+			}
+		}
+	}
+	if err := decodeTemplate(data, true, processorOptions(params), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Rules) == 0 {
+		t.Fatal("template.yaml has no Rules")
+	}
+	for name, c := range doc.Conditions {
+		if _, ok := c.(bool); !ok {
+			t.Errorf("condition %s does not evaluate: %v", name, c)
+		}
+	}
+	var failed []string
+	for name, r := range doc.Rules {
+		if r.RuleCondition != nil && !*r.RuleCondition {
+			continue
+		}
+		for _, a := range r.Assertions {
+			switch a.Assert {
+			case true:
+			case false:
+				failed = append(failed, a.AssertDescription)
+			default:
+				t.Errorf("rule %s: assertion %q did not evaluate: %v", name, a.AssertDescription, a.Assert)
+			}
+		}
+	}
+	sort.Strings(failed)
+	return failed
+}
+
 // TestParityCatchesDrift changes template.yaml one way at a time, as someone editing
 // only the SAM side would, and expects the comparison to notice every change.
 func TestParityCatchesDrift(t *testing.T) {
 	cdk := cdkSystem(t, defaultSynth(t))
+	llmStack := synth(t, botContexts(t)["llm with every setting"], false)
+	cdkLLM, llmParams := cdkSystem(t, llmStack), samParams(llmStack.cfg)
 	original := string(readSAMTemplate(t))
 	tests := []struct {
 		name, old, new string
 		want           string // in the reported differences
+		llm            bool   // compare with the llm bot's configuration
 	}{
-		{"runtime", "Runtime: provided.al2023", "Runtime: provided.al2", "Runtime"},
-		{"architecture", "Architectures: [arm64]", "Architectures: [x86_64]", "Architectures"},
-		{"handler", "Handler: bootstrap", "Handler: main", "Handler"},
-		{"inbound memory", "MemorySize: 256", "MemorySize: 512", "InboundFunction].MemorySize"},
-		{"delivery timeout", "Timeout: 120", "Timeout: 60", "DeliveryFunction].Timeout"},
-		{"env var removed", "          PARLEY_BOT: !Ref Bot\n", "", "PARLEY_BOT"},
-		{"env var renamed", "PARLEY_DEAD_LETTER_QUEUE_URL:", "PARLEY_DLQ_URL:", "PARLEY_DLQ_URL"},
-		{"env default", "Default: 12h", "Default: 6h", "PARLEY_RETRY_MAX_DELAY"},
-		{"log format", "LogFormat: JSON", "LogFormat: Text", "LogFormat"},
-		{"log retention", "RetentionInDays: 30", "RetentionInDays: 7", "LogRetention"},
-		{"sort key", "        - {AttributeName: sk, KeyType: RANGE}\n", "", "Keys"},
-		{"TTL attribute", "AttributeName: expiresAt", "AttributeName: ttl", "TimeToLive"},
-		{"point-in-time recovery", "PointInTimeRecoveryEnabled: true", "PointInTimeRecoveryEnabled: false", "PointInTime"},
-		{"table retention", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Delete", "DeletionPolicy"},
-		{"dead-letter queue not FIFO", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: false", "DeadLetterQueue].Fifo"},
-		{"content-based dedup", "ContentBasedDeduplication: false # the code", "ContentBasedDeduplication: true # the code", "ContentBasedDeduplication"},
-		{"visibility timeout", "VisibilityTimeout: 720", "VisibilityTimeout: 300", "VisibilityTimeout"},
-		{"receive budget", `"11": {MaxReceiveCount: 12}`, `"11": {MaxReceiveCount: 11}`, "MaxReceiveCount"},
-		{"dead-letter target", "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn", "deadLetterTargetArn: !GetAtt DeliveryQueue.Arn", "DeadLetterTarget"},
-		{"batch size", "BatchSize: 10", "BatchSize: 5", "BatchSize"},
-		{"batch item failures", "            FunctionResponseTypes: [ReportBatchItemFailures]\n", "", "FunctionResponseTypes"},
-		{"maximum concurrency", "MaximumConcurrency: 10", "MaximumConcurrency: 5", "MaximumConcurrency"},
-		{"catch-all route", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /{proxy+}", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /messages", "Routes"},
-		{"payload format", `PayloadFormatVersion: "2.0"`, `PayloadFormatVersion: "1.0"`, "PayloadFormatVersion"},
-		{"extra action", "                  - dynamodb:Query\n", "                  - dynamodb:Query\n                  - dynamodb:Scan\n", "dynamodb:Scan"},
-		{"missing action", "                  - sqs:GetQueueUrl\n", "", "sqs:GetQueueUrl"},
-		{"wider resource", "Resource: !Ref SigningSecret", "Resource: '*'", "SigningSecret"},
-		{"managed policy", "policy/service-role/AWSLambdaBasicExecutionRole", "policy/AdministratorAccess", "ManagedPolicies"},
-		{"secret length", "PasswordLength: 44", "PasswordLength: 32", "PasswordLength"},
-		{"alarm threshold", "Default: 3600", "Default: 7200", "Threshold"},
-		{"alarm metric", "MetricName: Throttles", "MetricName: Invocations", "Metric"},
-		{"output", "  SigningSecretArn:\n    Description", "  SecretArn:\n    Description", "Outputs"},
+		{"runtime", "Runtime: provided.al2023", "Runtime: provided.al2", "Runtime", false},
+		{"architecture", "Architectures: [arm64]", "Architectures: [x86_64]", "Architectures", false},
+		{"handler", "Handler: bootstrap", "Handler: main", "Handler", false},
+		{"inbound memory", "MemorySize: 256", "MemorySize: 512", "InboundFunction].MemorySize", false},
+		{"delivery timeout", "Timeout: 120", "Timeout: 60", "DeliveryFunction].Timeout", false},
+		{"env var removed", "          PARLEY_BOT: !Ref Bot\n", "", "PARLEY_BOT", false},
+		{"env var renamed", "PARLEY_DEAD_LETTER_QUEUE_URL:", "PARLEY_DLQ_URL:", "PARLEY_DLQ_URL", false},
+		{"env default", "Default: 12h", "Default: 6h", "PARLEY_RETRY_MAX_DELAY", false},
+		{"log format", "LogFormat: JSON", "LogFormat: Text", "LogFormat", false},
+		{"log retention", "RetentionInDays: 30", "RetentionInDays: 7", "LogRetention", false},
+		{"sort key", "        - {AttributeName: sk, KeyType: RANGE}\n", "", "Keys", false},
+		{"TTL attribute", "AttributeName: expiresAt", "AttributeName: ttl", "TimeToLive", false},
+		{"point-in-time recovery", "PointInTimeRecoveryEnabled: true", "PointInTimeRecoveryEnabled: false", "PointInTime", false},
+		{"table retention", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Delete", "DeletionPolicy", false},
+		{"dead-letter queue not FIFO", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: false", "DeadLetterQueue].Fifo", false},
+		{"content-based dedup", "ContentBasedDeduplication: false # the code", "ContentBasedDeduplication: true # the code", "ContentBasedDeduplication", false},
+		{"visibility timeout", "VisibilityTimeout: 720", "VisibilityTimeout: 300", "VisibilityTimeout", false},
+		{"receive budget", `"11": {MaxReceiveCount: 12}`, `"11": {MaxReceiveCount: 11}`, "MaxReceiveCount", false},
+		{"dead-letter target", "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn", "deadLetterTargetArn: !GetAtt DeliveryQueue.Arn", "DeadLetterTarget", false},
+		{"batch size", "BatchSize: 10", "BatchSize: 5", "BatchSize", false},
+		{"batch item failures", "            FunctionResponseTypes: [ReportBatchItemFailures]\n", "", "FunctionResponseTypes", false},
+		{"maximum concurrency", "MaximumConcurrency: 10", "MaximumConcurrency: 5", "MaximumConcurrency", false},
+		{"catch-all route", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /{proxy+}", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /messages", "Routes", false},
+		{"payload format", `PayloadFormatVersion: "2.0"`, `PayloadFormatVersion: "1.0"`, "PayloadFormatVersion", false},
+		{"extra action", "                  - dynamodb:Query\n", "                  - dynamodb:Query\n                  - dynamodb:Scan\n", "dynamodb:Scan", false},
+		{"missing action", "                  - sqs:GetQueueUrl\n", "", "sqs:GetQueueUrl", false},
+		{"wider resource", "Resource: !Ref SigningSecret", "Resource: '*'", "SigningSecret", false},
+		{"managed policy", "policy/service-role/AWSLambdaBasicExecutionRole", "policy/AdministratorAccess", "ManagedPolicies", false},
+		{"secret length", "PasswordLength: 44", "PasswordLength: 32", "PasswordLength", false},
+		{"alarm threshold", "Default: 3600", "Default: 7200", "Threshold", false},
+		{"alarm metric", "MetricName: Throttles", "MetricName: Invocations", "Metric", false},
+		{"output", "  SigningSecretArn:\n    Description", "  SecretArn:\n    Description", "Outputs", false},
+		{"history TTL default", "Default: 720h", "Default: 168h", "PARLEY_HISTORY_TTL", false},
+		{"bot timeout missing", "          PARLEY_BOT_TIMEOUT: !Ref BotTimeout\n", "", "PARLEY_BOT_TIMEOUT", false},
+		{"inbound BatchWriteItem", "                  - dynamodb:BatchWriteItem\n", "", "dynamodb:BatchWriteItem", false},
+		{"delivery table action", "Action: dynamodb:UpdateItem # counts", "Action: dynamodb:PutItem # counts", "dynamodb:PutItem", false},
+		{"delivery table name", "          PARLEY_TABLE_NAME: !Ref Table\n          PARLEY_RESPONSE", "          PARLEY_RESPONSE", "DeliveryFunction].Environment[PARLEY_TABLE_NAME]", false},
+		{"llm setting with another bot", "PARLEY_LLM_MODEL: !If [IsLlmBot,", "PARLEY_LLM_MODEL: !If [HasAlarmEmail,", "PARLEY_LLM_MODEL", true},
+		{"llm optional setting", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmHistory,", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmMaxTokens,", "PARLEY_LLM_HISTORY", true},
+		{"llm key ARN", ":secret:${LlmApiKeySecretName}\n", ":secret:${LlmApiKeySecretName}-??????\n", "PARLEY_LLM_API_KEY_SECRET_ARN", true},
+		{"llm key resource", "${LlmApiKeySecretName}-??????", "${LlmApiKeySecretName}*", "parley/openai*", true},
+		{"llm key statement condition", "              - !If\n                - IsLlmBot\n", "              - !If\n                - IsHttpBot\n", "secretsmanager:GetSecretValue", true},
+		{"llm key action", "Action: secretsmanager:GetSecretValue\n                  Resource: !Sub", "Action: secretsmanager:*\n                  Resource: !Sub", "secretsmanager:*", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,11 +293,15 @@ func TestParityCatchesDrift(t *testing.T) {
 				t.Fatalf("template.yaml has no %q to change", tt.old)
 			}
 			mutated := strings.Replace(original, tt.old, tt.new, 1)
-			sam, err := samSystem([]byte(mutated), map[string]any{"ResponseEndpointUrl": testEndpoint})
+			want, params := cdk, map[string]any{"ResponseEndpointUrl": testEndpoint}
+			if tt.llm {
+				want, params = cdkLLM, llmParams
+			}
+			sam, err := samSystem([]byte(mutated), params)
 			if err != nil {
 				t.Fatalf("read mutated template.yaml: %v", err)
 			}
-			diffs := compareSystems(cdk, sam)
+			diffs := compareSystems(want, sam)
 			if !strings.Contains(strings.Join(diffs, "\n"), tt.want) {
 				t.Errorf("changing %q to %q: want a difference in %s, got %q", tt.old, tt.new, tt.want, diffs)
 			}
@@ -174,23 +313,7 @@ func TestParityCatchesDrift(t *testing.T) {
 // parameters (with the CDK defaults), the receive-budget mapping and the alarm topic.
 func TestSAMTemplate(t *testing.T) {
 	data := readSAMTemplate(t)
-	var doc struct {
-		Transform  string
-		Parameters map[string]struct {
-			Default        any
-			AllowedPattern string
-		}
-		Mappings  map[string]map[string]map[string]float64
-		Resources map[string]struct {
-			Type       string
-			Condition  string
-			Metadata   map[string]any
-			Properties map[string]any
-		}
-	}
-	if err := decodeTemplate(data, true, &intrinsics.ProcessorOptions{NoProcess: true}, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := readSAMDoc(t, data)
 	if doc.Transform != "AWS::Serverless-2016-10-31" {
 		t.Errorf("Transform: got %q", doc.Transform)
 	}
@@ -201,8 +324,44 @@ func TestSAMTemplate(t *testing.T) {
 		}
 	}
 
+	// The choices are the CDK app's.
+	if got := doc.Parameters["Bot"].AllowedValues; !slices.Equal(got, botNames) {
+		t.Errorf("Bot AllowedValues: got %v, want %v", got, botNames)
+	}
+	if got := doc.Parameters["LlmProvider"].AllowedValues; !slices.Equal(got, llmProviders) {
+		t.Errorf("LlmProvider AllowedValues: got %v, want %v", got, llmProviders)
+	}
+	// The patterns take the values the CDK app writes (numbers in canonical form) and
+	// refuse what it refuses.
+	for _, c := range []struct {
+		param string
+		good  []string
+		bad   []string
+	}{
+		{"LlmTemperature", []string{"", "0", "0.7", "1", "1.25", "2", "2.0"}, []string{"2.1", "3", "-1", "x", ".5"}},
+		{"LlmMaxTokens", []string{"", "1", "512", "9999", "10000", "29999", "31999", "32000"}, []string{"0", "32001", "40000", "100000", "01"}},
+		{"LlmHistory", []string{"", "0", "9", "10", "99", "100"}, []string{"101", "-1", "00"}},
+		{"LlmBaseUrl", []string{"", "https://api.groq.com/openai/v1"}, []string{"http://localhost:11434/v1", "api.openai.com"}},
+		{"HttpBotUrl", []string{"", "http://rasa:5005/webhooks/rest/webhook", "https://bot.example.com/"}, []string{"ftp://bot/", "bot.example.com"}},
+		{"LlmApiKeySecretName", []string{"", "parley/openai", "prod/llm_key+1=a.b@c"}, []string{"my key", "arn:aws:secretsmanager:x"}},
+		{"RulesFilePath", []string{"", "/var/task/rules.json"}, []string{"rules.json"}},
+		{"HistoryTtl", []string{"720h", "90m", "1h30m"}, []string{"30d", ""}},
+		{"BotTimeout", []string{"10s", "1.5s"}, []string{"10", ""}},
+	} {
+		for _, v := range c.good {
+			if err := doc.checkParameter(c.param, v); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, v := range c.bad {
+			if doc.checkParameter(c.param, v) == nil {
+				t.Errorf("parameter %s accepts %q", c.param, v)
+			}
+		}
+	}
+
 	// Parameter defaults are the CDK defaults.
-	cfg, err := LoadConfig(lookupIn(map[string]any{keyResponseEndpointURL: testEndpoint}))
+	cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +417,56 @@ func TestSAMTemplate(t *testing.T) {
 	if alarms != 6 {
 		t.Errorf("alarms: got %d, want 6", alarms)
 	}
+}
+
+// samDoc is template.yaml read without resolving anything.
+type samDoc struct {
+	Transform  string
+	Parameters map[string]struct {
+		Default        any
+		AllowedPattern string
+		AllowedValues  []string
+		MaxLength      int
+	}
+	Mappings  map[string]map[string]map[string]float64
+	Resources map[string]struct {
+		Type       string
+		Condition  string
+		Metadata   map[string]any
+		Properties map[string]any
+	}
+}
+
+func readSAMDoc(t *testing.T, data []byte) *samDoc {
+	t.Helper()
+	var doc samDoc
+	if err := decodeTemplate(data, true, &intrinsics.ProcessorOptions{NoProcess: true}, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return &doc
+}
+
+// checkParameter applies a parameter's constraints to a value, as CloudFormation does.
+func (d *samDoc) checkParameter(name, value string) error {
+	p, ok := d.Parameters[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("no parameter %s", name)
+	case p.AllowedValues != nil && !slices.Contains(p.AllowedValues, value):
+		return fmt.Errorf("parameter %s: %q is not one of %v", name, value, p.AllowedValues)
+	case p.MaxLength > 0 && len(value) > p.MaxLength:
+		return fmt.Errorf("parameter %s: %q is longer than %d", name, value, p.MaxLength)
+	case p.AllowedPattern != "":
+		// CloudFormation matches the whole value (its patterns here are anchored anyway).
+		re, err := regexp.Compile("^(?:" + p.AllowedPattern + ")$")
+		if err != nil {
+			return fmt.Errorf("parameter %s: pattern %q: %v", name, p.AllowedPattern, err)
+		}
+		if !re.MatchString(value) {
+			return fmt.Errorf("parameter %s: %q does not match %s", name, value, p.AllowedPattern)
+		}
+	}
+	return nil
 }
 
 // TestSAMBuildMatchesBundling: `sam build` runs the root Makefile's build-<Function>

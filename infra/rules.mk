@@ -6,8 +6,12 @@
 #   make destroy                                    delete it (the table and logs are kept)
 #   make test-infra                                 the infra/ tests, CLI included
 #
-# Optional: STAGE, BOT, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, DELIVERY_TIMEOUT,
-# RECORD_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy), CDK_FLAGS (extra CLI flags).
+# Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, DELIVERY_TIMEOUT,
+# RECORD_TTL, HISTORY_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy), CDK_FLAGS (extra CLI flags);
+# the bot: BOT (echo|rules|llm|http), BOT_TIMEOUT, RULES_FILE (bot=rules; relative to the
+# repository root), HTTP_BOT_URL (bot=http), LLM_MODEL and LLM_API_KEY_SECRET_NAME (bot=llm,
+# required), LLM_PROVIDER, LLM_BASE_URL, LLM_SYSTEM_PROMPT, LLM_TEMPERATURE, LLM_MAX_TOKENS,
+# LLM_HISTORY. Each is the context key of infra/README.md.
 
 INFRA_DIR   := infra
 CDK_STAMP   := $(INFRA_DIR)/node_modules/.installed
@@ -22,15 +26,31 @@ CDK_ENV := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 \
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
 	CDK_DISABLE_CLI_TELEMETRY=true
 
+# $(call cdk_context,key,value): "-c 'key=value'" when value is set, quoted for the shell
+# (a system prompt has spaces, a URL may have & or ?).
+cdk_context = $(if $(2),-c '$(1)=$(subst ','\'',$(2))')
+
 CDK_CONTEXT = $(strip -c stage=$(STAGE) \
-	$(if $(BOT),-c bot=$(BOT)) \
-	$(if $(MAX_ATTEMPTS),-c maxAttempts=$(MAX_ATTEMPTS)) \
-	$(if $(RETRY_MIN_DELAY),-c retryMinDelay=$(RETRY_MIN_DELAY)) \
-	$(if $(RETRY_MAX_DELAY),-c retryMaxDelay=$(RETRY_MAX_DELAY)) \
-	$(if $(DELIVERY_TIMEOUT),-c deliveryTimeout=$(DELIVERY_TIMEOUT)) \
-	$(if $(RECORD_TTL),-c recordTtl=$(RECORD_TTL)) \
-	$(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
-	$(if $(REMOVAL_POLICY),-c removalPolicy=$(REMOVAL_POLICY)))
+	$(call cdk_context,bot,$(BOT)) \
+	$(call cdk_context,botTimeout,$(BOT_TIMEOUT)) \
+	$(call cdk_context,rulesFile,$(RULES_FILE)) \
+	$(call cdk_context,httpBotUrl,$(HTTP_BOT_URL)) \
+	$(call cdk_context,llmProvider,$(LLM_PROVIDER)) \
+	$(call cdk_context,llmBaseUrl,$(LLM_BASE_URL)) \
+	$(call cdk_context,llmModel,$(LLM_MODEL)) \
+	$(call cdk_context,llmSystemPrompt,$(LLM_SYSTEM_PROMPT)) \
+	$(call cdk_context,llmTemperature,$(LLM_TEMPERATURE)) \
+	$(call cdk_context,llmMaxTokens,$(LLM_MAX_TOKENS)) \
+	$(call cdk_context,llmHistory,$(LLM_HISTORY)) \
+	$(call cdk_context,llmApiKeySecretName,$(LLM_API_KEY_SECRET_NAME)) \
+	$(call cdk_context,maxAttempts,$(MAX_ATTEMPTS)) \
+	$(call cdk_context,retryMinDelay,$(RETRY_MIN_DELAY)) \
+	$(call cdk_context,retryMaxDelay,$(RETRY_MAX_DELAY)) \
+	$(call cdk_context,deliveryTimeout,$(DELIVERY_TIMEOUT)) \
+	$(call cdk_context,recordTtl,$(RECORD_TTL)) \
+	$(call cdk_context,historyTtl,$(HISTORY_TTL)) \
+	$(call cdk_context,alarmEmail,$(ALARM_EMAIL)) \
+	$(call cdk_context,removalPolicy,$(REMOVAL_POLICY)))
 
 CDK = cd $(INFRA_DIR) && $(CDK_ENV) npx --no-install cdk
 

@@ -39,11 +39,13 @@ const (
 // Actions each function may perform, and nothing more. Listed here so the tests can
 // compare them with the synthesized policies and with template.yaml.
 var (
-	inboundTableActions  = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}
+	inboundTableActions  = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}
 	inboundQueueActions  = []string{"sqs:SendMessage"}
+	inboundLLMKeyActions = []string{"secretsmanager:GetSecretValue"} // bot=llm only
 	deliveryQueueActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 	deliveryDLQActions   = []string{"sqs:SendMessage"}
 	deliverySecretAction = []string{"secretsmanager:GetSecretValue"}
+	deliveryTableActions = []string{"dynamodb:UpdateItem"} // counts failed attempts
 )
 
 // NewParleyStack defines the whole deployment: the webhook API and inbound function,
@@ -99,20 +101,57 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		},
 	})
 
+	inboundEnv := map[string]*string{
+		"PARLEY_TABLE_NAME":  table.TableName(),
+		"PARLEY_QUEUE_URL":   queue.QueueUrl(),
+		"PARLEY_BOT":         jsii.String(cfg.Bot),
+		"PARLEY_RECORD_TTL":  jsii.String(cfg.RecordTTL),
+		"PARLEY_HISTORY_TTL": jsii.String(cfg.HistoryTTL),
+		"PARLEY_BOT_TIMEOUT": jsii.String(cfg.BotTimeout),
+	}
+	setIf := func(name, value string) {
+		if value != "" {
+			inboundEnv[name] = jsii.String(value)
+		}
+	}
+	var inboundFiles []assetFile
+	var llmKey awssecretsmanager.ISecret
+	switch cfg.Bot {
+	case "rules":
+		// Without a file the function answers from its built-in example.
+		if cfg.RulesFile != "" {
+			inboundFiles = append(inboundFiles, assetFile{name: rulesFileInAsset, source: cfg.RulesFile})
+			inboundEnv["PARLEY_RULES_FILE"] = jsii.String(rulesFileOnLambda)
+		}
+	case "http":
+		inboundEnv["PARLEY_HTTP_BOT_URL"] = jsii.String(cfg.HTTPBotURL)
+	case "llm":
+		// Created by the operator beforehand; the stack only reads it.
+		llmKey = awssecretsmanager.Secret_FromSecretNameV2(stack, jsii.String("LlmApiKey"), jsii.String(cfg.LLM.APIKeySecretName))
+		inboundEnv["PARLEY_LLM_API_KEY_SECRET_ARN"] = llmKey.SecretArn() // partial: no random suffix
+		setIf("PARLEY_LLM_PROVIDER", cfg.LLM.Provider)
+		setIf("PARLEY_LLM_MODEL", cfg.LLM.Model)
+		setIf("PARLEY_LLM_BASE_URL", cfg.LLM.BaseURL)
+		setIf("PARLEY_LLM_SYSTEM_PROMPT", cfg.LLM.SystemPrompt)
+		setIf("PARLEY_LLM_TEMPERATURE", cfg.LLM.Temperature)
+		setIf("PARLEY_LLM_MAX_TOKENS", cfg.LLM.MaxTokens)
+		setIf("PARLEY_LLM_HISTORY", cfg.LLM.History)
+	}
+
 	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
 		Description: jsii.String("Parley inbound: accepts user messages from the webhook API"),
-		Code:        functionCode(repoRoot, "./functions/inbound"),
+		Code:        functionCode(repoRoot, "./functions/inbound", inboundFiles...),
 		MemorySize:  jsii.Number(inboundMemoryMB),
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(inboundTimeoutSeconds)),
-		Environment: &map[string]*string{
-			"PARLEY_TABLE_NAME": table.TableName(),
-			"PARLEY_QUEUE_URL":  queue.QueueUrl(),
-			"PARLEY_BOT":        jsii.String(cfg.Bot),
-			"PARLEY_RECORD_TTL": jsii.String(cfg.RecordTTL),
-		},
+		Environment: &inboundEnv,
 	})
 	allow(inbound, inboundTableActions, table.TableArn())
 	allow(inbound, inboundQueueActions, queue.QueueArn())
+	if llmKey != nil {
+		// The secret's complete ARN ends in "-" and six random characters. Not grantRead:
+		// it adds secretsmanager:DescribeSecret, which the function does not call.
+		allow(inbound, inboundLLMKeyActions, jsii.String(*llmKey.SecretArn()+"-??????"))
+	}
 
 	delivery := newFunction(stack, "Delivery", removal, &awslambda.FunctionProps{
 		Description: jsii.String("Parley delivery: POSTs bot messages to the Response Endpoint"),
@@ -120,6 +159,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		MemorySize:  jsii.Number(deliveryMemoryMB),
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(deliveryTimeoutSecs)),
 		Environment: &map[string]*string{
+			"PARLEY_TABLE_NAME":            table.TableName(),
 			"PARLEY_RESPONSE_ENDPOINT_URL": jsii.String(cfg.ResponseEndpointURL),
 			"PARLEY_SIGNING_SECRET_ARN":    secret.SecretArn(),
 			"PARLEY_QUEUE_URL":             queue.QueueUrl(),
@@ -139,6 +179,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	}))
 	allow(delivery, deliveryDLQActions, deadLetters.QueueArn())
 	allow(delivery, deliverySecretAction, secret.SecretArn())
+	allow(delivery, deliveryTableActions, table.TableArn())
 
 	// The $default route sends every method and path to the function, which answers
 	// POST / and gives everything else the contract's JSON 404 or 405.
@@ -175,7 +216,7 @@ func newFunction(stack awscdk.Stack, name string, removal awscdk.RemovalPolicy, 
 }
 
 // allow grants actions on one resource through an explicit statement: the grant*
-// helpers add actions the functions do not use (BatchWriteItem, Scan, ...).
+// helpers add actions the functions do not use (Scan, DescribeSecret, ...).
 func allow(fn awslambda.Function, actions []string, resource *string) {
 	fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions:   jsii.Strings(actions...),

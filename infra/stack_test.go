@@ -80,12 +80,15 @@ func TestFunctions(t *testing.T) {
 		logs    string
 	}{
 		{"InboundFunction", 256, 29, map[string]any{
-			"PARLEY_TABLE_NAME": ref(s.id(t, "Table")),
-			"PARLEY_QUEUE_URL":  ref(queue),
-			"PARLEY_BOT":        "echo",
-			"PARLEY_RECORD_TTL": "168h",
+			"PARLEY_TABLE_NAME":  ref(s.id(t, "Table")),
+			"PARLEY_QUEUE_URL":   ref(queue),
+			"PARLEY_BOT":         "echo",
+			"PARLEY_RECORD_TTL":  "168h",
+			"PARLEY_HISTORY_TTL": "720h",
+			"PARLEY_BOT_TIMEOUT": "10s",
 		}, "InboundLogs"},
 		{"DeliveryFunction", 256, 120, map[string]any{
+			"PARLEY_TABLE_NAME":            ref(s.id(t, "Table")),
 			"PARLEY_RESPONSE_ENDPOINT_URL": testEndpoint,
 			"PARLEY_SIGNING_SECRET_ARN":    ref(s.id(t, "SigningSecret")),
 			"PARLEY_QUEUE_URL":             ref(queue),
@@ -197,6 +200,17 @@ func TestBundledBinaries(t *testing.T) {
 	}
 }
 
+// The permissions that do not depend on the bot, sorted as system reads them.
+var (
+	inboundTablePermissions = []string{"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+	deliveryPermissions     = map[string][]string{
+		"getatt:DeliveryQueue.Arn":   {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"},
+		"getatt:DeadLetterQueue.Arn": {"sqs:SendMessage"},
+		"ref:SigningSecret":          {"secretsmanager:GetSecretValue"},
+		"getatt:Table.Arn":           {"dynamodb:UpdateItem"},
+	}
+)
+
 // TestPermissions checks each function's IAM actions and resources exactly: no more
 // than listed here, on no other resource.
 func TestPermissions(t *testing.T) {
@@ -204,14 +218,10 @@ func TestPermissions(t *testing.T) {
 	sys := cdkSystem(t, s)
 	want := map[string]map[string][]string{
 		"InboundFunction": {
-			"getatt:Table.Arn":         {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+			"getatt:Table.Arn":         inboundTablePermissions,
 			"getatt:DeliveryQueue.Arn": {"sqs:SendMessage"},
 		},
-		"DeliveryFunction": {
-			"getatt:DeliveryQueue.Arn":   {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"},
-			"getatt:DeadLetterQueue.Arn": {"sqs:SendMessage"},
-			"ref:SigningSecret":          {"secretsmanager:GetSecretValue"},
-		},
+		"DeliveryFunction": deliveryPermissions,
 	}
 	for name, perms := range want {
 		f := sys.Functions[name]
@@ -230,7 +240,7 @@ func TestPermissions(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 			}},
 		})
@@ -242,6 +252,7 @@ func TestPermissions(t *testing.T) {
 				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage", "sqs:DeleteMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
+				map[string]any{"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": getAtt(s.id(t, "Table"), "Arn")},
 			}},
 		})
 	})
@@ -449,8 +460,9 @@ func TestAlarmEmail(t *testing.T) {
 
 func TestSettingsFromContext(t *testing.T) {
 	s := synth(t, map[string]any{
-		keyStage: "prod", keyBot: "parrot", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+		keyStage: "prod", keyBot: "rules", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
 		keyMaxAttempts: "5", keyDeliveryTimeout: "30s", keyRemovalPolicy: "destroy", keyOldestMessageAge: "30m",
+		keyHistoryTTL: "2160h", keyBotTimeout: "20s",
 	}, false)
 	if got := *s.stack.StackName(); got != "Parley-prod" {
 		t.Errorf("stack name: got %s, want Parley-prod", got)
@@ -465,8 +477,12 @@ func TestSettingsFromContext(t *testing.T) {
 		}
 	}
 	env = sys.Functions["InboundFunction"].Environment
-	if env["PARLEY_BOT"] != "parrot" || env["PARLEY_RECORD_TTL"] != "24h" {
-		t.Errorf("inbound bot, record TTL: got %q, %q, want parrot, 24h", env["PARLEY_BOT"], env["PARLEY_RECORD_TTL"])
+	for k, want := range map[string]string{
+		"PARLEY_BOT": "rules", "PARLEY_RECORD_TTL": "24h", "PARLEY_HISTORY_TTL": "2160h", "PARLEY_BOT_TIMEOUT": "20s",
+	} {
+		if env[k] != want {
+			t.Errorf("inbound %s: got %q, want %q", k, env[k], want)
+		}
 	}
 	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 6 {
 		t.Errorf("maxReceiveCount: got %d, want 6", got)
@@ -498,7 +514,7 @@ func TestBundlingFailure(t *testing.T) {
 		awslambda.NewFunction(stack, jsii.String("Function"), &awslambda.FunctionProps{
 			Runtime: awslambda.Runtime_PROVIDED_AL2023(),
 			Handler: jsii.String("bootstrap"),
-			Code:    functionCode(repoRoot(t), "./functions/missing"),
+			Code:    functionCode(repoRoot(t), "./functions/missing", assetFile{name: "rules.json", source: filepath.Join(repoRoot(t), "infra", "testdata", "rules.json")}),
 		})
 	}()
 	msg := fmt.Sprint(got)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -105,6 +106,7 @@ func processorOptions(params map[string]any) *intrinsics.ProcessorOptions {
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        refHandler,
 			"Fn::GetAtt": getAttHandler,
+			"Fn::Sub":    subHandler,
 		},
 		ParameterOverrides: params,
 		EvaluateConditions: true,
@@ -171,6 +173,31 @@ func getAttHandler(_ string, input any, template any) any {
 	return "getatt:" + resourceName(tmpl, parts[0]) + "." + parts[1]
 }
 
+var subVariable = regexp.MustCompile(`\$\{([0-9A-Za-z:.]+)\}`)
+
+// subHandler resolves Fn::Sub's variables as Ref and Fn::GetAtt are resolved here
+// (goformation's own Fn::Sub knows no AWS::Partition, and names no resources), so that
+// a SAM !Sub and the Fn::Join CDK writes for the same ARN read the same.
+func subHandler(_ string, input any, template any) any {
+	src, ok := input.(string)
+	if !ok {
+		return nil // the two-argument form is not used
+	}
+	return subVariable.ReplaceAllStringFunc(src, func(v string) string {
+		name := v[2 : len(v)-1]
+		var resolved any
+		if strings.Contains(name, ".") && !strings.HasPrefix(name, "AWS::") {
+			resolved = getAttHandler("Fn::GetAtt", name, template)
+		} else {
+			resolved = refHandler("Ref", name, template)
+		}
+		if resolved == nil {
+			return ""
+		}
+		return fmt.Sprint(resolved)
+	})
+}
+
 // resourceName is the construct path below the stack for a CDK resource, else the
 // logical id.
 func resourceName(template map[string]any, id string) string {
@@ -198,8 +225,10 @@ type samFunction struct {
 		Timeout       int
 		Role          string
 		LoggingConfig struct{ LogFormat, LogGroup string }
-		Environment   struct{ Variables map[string]string }
-		Events        map[string]samEvent
+		// A variable set to !If [..., !Ref AWS::NoValue] is null when the condition is
+		// false: CloudFormation leaves it out, and so does loadSystem.
+		Environment struct{ Variables map[string]*string }
+		Events      map[string]samEvent
 	}
 }
 
@@ -385,8 +414,13 @@ func loadSystem(t rawTemplate) (*system, error) {
 		p := sf.Properties
 		f := &function{
 			Runtime: p.Runtime, Architectures: p.Architectures, Handler: p.Handler,
-			MemorySize: p.MemorySize, Timeout: p.Timeout, Environment: p.Environment.Variables,
+			MemorySize: p.MemorySize, Timeout: p.Timeout, Environment: map[string]string{},
 			LogFormat: p.LoggingConfig.LogFormat, LogRetention: logRetention(p.LoggingConfig.LogGroup),
+		}
+		for k, v := range p.Environment.Variables {
+			if v != nil {
+				f.Environment[k] = *v
+			}
 		}
 		role(f, p.Role)
 		for _, e := range sortedEvents(sf) {
@@ -525,6 +559,9 @@ func addStatements(perms map[string][]string, doc any) {
 		return
 	}
 	for _, st := range stmts {
+		if st == nil {
+			continue // !If [..., !Ref AWS::NoValue] with a false condition: no statement
+		}
 		m, _ := st.(map[string]any)
 		var extra []string
 		for k := range m {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// llmKeyARN is how the synthesized template names the LLM key secret
+// "parley/openai" (a partial ARN: no random suffix), before and after the test's
+// reading of intrinsic functions (system_test.go).
+var (
+	llmKeyARNJoin = map[string]any{"Fn::Join": []any{"", []any{
+		"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai",
+	}}}
+	llmKeyARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:parley/openai"
+)
+
+// botContexts are the bot configurations the tests synthesize, next to the default (echo).
+func botContexts(t *testing.T) map[string]map[string]any {
+	return map[string]map[string]any{
+		"rules":             {keyBot: "rules"},
+		"rules with a file": {keyBot: "rules", keyRulesFile: "infra/testdata/rules.json"},
+		"http":              {keyBot: "http", keyHTTPBotURL: "https://rasa.example.com/webhooks/rest/webhook"},
+		"llm":               {keyBot: "llm", keyLLMModel: "gpt-4o-mini", keyLLMAPIKeySecretName: "parley/openai"},
+		"llm with every setting": {
+			keyBot: "llm", keyLLMProvider: "anthropic", keyLLMBaseURL: "https://llm.example.com/v1", keyLLMModel: "claude-x",
+			keyLLMSystemPrompt: "You are Parley's demo bot. Answer in one sentence.", keyLLMTemperature: "0.7",
+			keyLLMMaxTokens: "1024", keyLLMHistory: "20", keyLLMAPIKeySecretName: "parley/openai", keyBotTimeout: "25s",
+		},
+	}
+}
+
+// TestBots checks, for each bot, the inbound function's whole environment and both
+// functions' exact permissions: each bot adds its own settings and, for llm only, the
+// one permission it needs.
+func TestBots(t *testing.T) {
+	base := func(bot string) map[string]string {
+		return map[string]string{
+			"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_BOT": bot,
+			"PARLEY_RECORD_TTL": "168h", "PARLEY_HISTORY_TTL": "720h", "PARLEY_BOT_TIMEOUT": "10s",
+		}
+	}
+	with := func(env map[string]string, extra map[string]string) map[string]string {
+		maps.Copy(env, extra)
+		return env
+	}
+	basePerms := map[string][]string{"getatt:Table.Arn": inboundTablePermissions, "getatt:DeliveryQueue.Arn": {"sqs:SendMessage"}}
+	llmPerms := with2(basePerms, map[string][]string{llmKeyARN + "-??????": {"secretsmanager:GetSecretValue"}})
+	want := map[string]struct {
+		env   map[string]string
+		perms map[string][]string
+	}{
+		"rules":             {base("rules"), basePerms},
+		"rules with a file": {with(base("rules"), map[string]string{"PARLEY_RULES_FILE": "/var/task/rules.json"}), basePerms},
+		"http":              {with(base("http"), map[string]string{"PARLEY_HTTP_BOT_URL": "https://rasa.example.com/webhooks/rest/webhook"}), basePerms},
+		"llm": {with(base("llm"), map[string]string{
+			"PARLEY_LLM_PROVIDER": "openai", "PARLEY_LLM_MODEL": "gpt-4o-mini", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
+		}), llmPerms},
+		"llm with every setting": {with(base("llm"), map[string]string{
+			"PARLEY_LLM_PROVIDER": "anthropic", "PARLEY_LLM_BASE_URL": "https://llm.example.com/v1", "PARLEY_LLM_MODEL": "claude-x",
+			"PARLEY_LLM_SYSTEM_PROMPT": "You are Parley's demo bot. Answer in one sentence.", "PARLEY_LLM_TEMPERATURE": "0.7",
+			"PARLEY_LLM_MAX_TOKENS": "1024", "PARLEY_LLM_HISTORY": "20", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
+			"PARLEY_BOT_TIMEOUT": "25s",
+		}), llmPerms},
+	}
+	for name, context := range botContexts(t) {
+		t.Run(name, func(t *testing.T) {
+			s := synth(t, context, false)
+			sys := cdkSystem(t, s)
+			in := sys.Functions["InboundFunction"]
+			for _, d := range diff("inbound environment", in.Environment, want[name].env) {
+				t.Error(d)
+			}
+			for _, d := range diff("inbound permissions", in.Permissions, want[name].perms) {
+				t.Error(d)
+			}
+			for _, d := range diff("delivery permissions", sys.Functions["DeliveryFunction"].Permissions, deliveryPermissions) {
+				t.Error(d)
+			}
+			// The imported secret is no resource of the stack.
+			check(t, "resources", func() {
+				s.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(1))
+				s.template.ResourceCountIs(jsii.String("AWS::IAM::Policy"), jsii.Number(2))
+			})
+		})
+	}
+}
+
+func with2(a, b map[string][]string) map[string][]string {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+// TestLLMKeyPolicy checks the template itself for the llm bot: the secret is read by its
+// partial ARN and granted on the complete ones (the name, "-" and six characters), with
+// GetSecretValue alone (grantRead would add DescribeSecret).
+func TestLLMKeyPolicy(t *testing.T) {
+	s := synth(t, botContexts(t)["llm"], false)
+	check(t, "inbound policy", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
+			"PolicyDocument": map[string]any{"Statement": []any{
+				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchWriteItem"}), "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": map[string]any{"Fn::Join": []any{"", []any{
+					"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai-??????",
+				}}}},
+			}},
+		})
+	})
+	check(t, "key ARN", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+			"Environment": map[string]any{"Variables": map[string]any{"PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARNJoin}},
+		})
+	})
+}
+
+// TestRulesFileInAsset synthesizes the stack with a rules file, bundled for real, and
+// looks at the cloud assembly: the file is in the inbound function's package as
+// rules.json, readable on Lambda, and a new content gives a new asset.
+func TestRulesFileInAsset(t *testing.T) {
+	dir := t.TempDir()
+	writeRules := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	first := `{"fallback": [{"type": "text", "payload": {"text": "first"}}]}`
+	second := `{"fallback": [{"type": "text", "payload": {"text": "second"}}]}`
+
+	type assets struct{ inbound, delivery string }
+	synthAssets := func(context map[string]any) (assets, *synthesized) {
+		s := synth(t, context, true)
+		var a assets
+		for name, into := range map[string]*string{"InboundFunction": &a.inbound, "DeliveryFunction": &a.delivery} {
+			md := s.resources("AWS::Lambda::Function")[s.id(t, name)]["Metadata"].(map[string]any)
+			*into = filepath.Join(s.outdir, md["aws:asset:path"].(string))
+		}
+		return a, s
+	}
+	files := func(dir string) []string {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+
+	a1, s1 := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("one.json", first)})
+	if got := files(a1.inbound); !slices.Equal(got, []string{"bootstrap", "rules.json"}) {
+		t.Fatalf("inbound asset %s holds %v, want bootstrap and rules.json", a1.inbound, got)
+	}
+	data, err := os.ReadFile(filepath.Join(a1.inbound, "rules.json"))
+	if err != nil || string(data) != first {
+		t.Errorf("rules.json in the asset: got %q (%v), want %q", data, err, first)
+	}
+	if info, err := os.Stat(filepath.Join(a1.inbound, "rules.json")); err != nil || info.Mode().Perm() != 0o644 {
+		t.Errorf("rules.json mode: got %v (%v), want -rw-r--r-- (the source was 0600)", info.Mode(), err)
+	}
+	if got := files(a1.delivery); !slices.Equal(got, []string{"bootstrap"}) {
+		t.Errorf("delivery asset holds %v, want just bootstrap", got)
+	}
+	if env := cdkSystem(t, s1).Functions["InboundFunction"].Environment; env["PARLEY_RULES_FILE"] != "/var/task/rules.json" {
+		t.Errorf("PARLEY_RULES_FILE: got %q, want /var/task/rules.json", env["PARLEY_RULES_FILE"])
+	}
+
+	// Another content: another asset for the inbound function only.
+	a2, _ := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("two.json", second)})
+	if filepath.Base(a2.inbound) == filepath.Base(a1.inbound) {
+		t.Errorf("inbound asset %s did not change with the rules file", filepath.Base(a2.inbound))
+	}
+	if data, _ := os.ReadFile(filepath.Join(a2.inbound, "rules.json")); string(data) != second {
+		t.Errorf("rules.json after the change: got %q, want %q", data, second)
+	}
+	if filepath.Base(a2.delivery) != filepath.Base(a1.delivery) {
+		t.Errorf("delivery asset changed with the rules file: %s, %s", filepath.Base(a1.delivery), filepath.Base(a2.delivery))
+	}
+
+	// Without a file: nothing copied, the same package as the echo bot's.
+	a3, s3 := synthAssets(map[string]any{keyBot: "rules"})
+	if got := files(a3.inbound); !slices.Equal(got, []string{"bootstrap"}) {
+		t.Errorf("inbound asset without rulesFile holds %v, want just bootstrap", got)
+	}
+	if _, ok := cdkSystem(t, s3).Functions["InboundFunction"].Environment["PARLEY_RULES_FILE"]; ok {
+		t.Error("PARLEY_RULES_FILE is set without rulesFile")
+	}
+	def := defaultSynth(t)
+	md := def.resources("AWS::Lambda::Function")[def.id(t, "InboundFunction")]["Metadata"].(map[string]any)
+	if filepath.Base(a3.inbound) != md["aws:asset:path"] {
+		t.Errorf("inbound asset without rulesFile: got %s, want the default %s", filepath.Base(a3.inbound), md["aws:asset:path"])
+	}
+}
