@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,4 +97,3 @@ func getenvMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-var _ = os.Getenv
