@@ -96,4 +96,3 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 func getenvMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
-
