@@ -84,6 +84,9 @@ type Handler struct {
 	crash func(step string) error
 }
 
+// maxRetryAfter caps the Retry-After of a 409 in_progress.
+const maxRetryAfter = 2 * time.Second
+
 // New returns a Handler. log receives one line per request.
 func New(records Records, queue Queue, bot Bot, auth Authenticator, cfg Config, log *slog.Logger) *Handler {
 	if cfg.RecordTTL <= 0 {
@@ -165,7 +168,11 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	}
 	body, err := requestBody(req)
 	if err != nil {
-		return errorResponse(err), note{outcome: "bad_request"}
+		outcome := "bad_request"
+		if message.KindOf(err) == message.TooLarge {
+			outcome = "too_large"
+		}
+		return errorResponse(err), note{outcome: outcome}
 	}
 	in, err := message.DecodeInbound(body)
 	if err != nil {
@@ -322,7 +329,9 @@ func (h *Handler) duplicate(existing, rec message.Record, now time.Time, n note)
 		res.Headers["Idempotent-Replayed"] = "true"
 		return res, n
 	}
-	wait := max(existing.LeaseUntil.Sub(now), time.Second)
+	// Most turns finish in well under a second: ask for a retry soon, not at the end of
+	// the lease, which only matters when the first attempt crashed.
+	wait := min(max(existing.LeaseUntil.Sub(now), time.Second), maxRetryAfter)
 	n.outcome = "in_progress"
 	return errorResponse(&message.Error{Kind: message.Conflict, Code: "in_progress", Field: "messageId", RetryAfter: wait,
 		Message: "a message with this messageId is still being processed; retry after the delay in Retry-After"}), n

@@ -226,8 +226,12 @@ func TestInProgressAnswers409WithRetryAfter(t *testing.T) {
 	f.clock.Advance(2 * time.Second)
 	res := f.do(t, post(hello))
 	assertError(t, res, 409, "in_progress", "messageId")
-	if ra := res.Headers["Retry-After"]; ra != "3" {
-		t.Errorf("Retry-After = %q, want 3 (the lease's 5s less the 2s gone)", ra)
+	if ra := res.Headers["Retry-After"]; ra != "2" {
+		t.Errorf("Retry-After = %q, want 2 (the cap; the lease has 3s left)", ra)
+	}
+	f.clock.Advance(2500 * time.Millisecond)
+	if ra := f.do(t, post(hello)).Headers["Retry-After"]; ra != "1" {
+		t.Errorf("Retry-After near the lease's end = %q, want 1", ra)
 	}
 	close(b.release)
 	if first := <-done; first.StatusCode != 200 {

@@ -26,14 +26,16 @@ type QueueConfig struct {
 
 // Queue is an SQS FIFO queue with its dead-letter queue, in memory.
 type Queue struct {
-	mu     sync.Mutex
-	cfg    QueueConfig
-	now    func() time.Time
-	main   []*entry
-	dead   []*entry
-	dedup  map[string]time.Time
-	wake   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	cfg   QueueConfig
+	now   func() time.Time
+	main  []*entry
+	dead  []*entry
+	dedup map[string]time.Time
+	// dedupOrder lists the ids in dedup by time sent, to forget them in order.
+	dedupOrder []sent
+	wake       chan struct{}
+	closed     bool
 }
 
 type entry struct {
@@ -47,6 +49,11 @@ type entry struct {
 	receives       int
 	receipt        string
 	invisibleUntil time.Time
+}
+
+type sent struct {
+	id string
+	at time.Time
 }
 
 // ErrReceipt is returned for a receipt handle that no longer names a received message.
@@ -93,15 +100,19 @@ func (q *Queue) Send(ctx context.Context, msgs []message.Delivery) error {
 }
 
 func (q *Queue) fresh(dedupID string, now time.Time) bool {
-	for k, t := range q.dedup {
-		if now.Sub(t) >= q.cfg.DedupWindow {
-			delete(q.dedup, k)
+	// Forget ids older than the window, oldest first: the order of sending is the
+	// order of expiry, so this costs only what it forgets.
+	for len(q.dedupOrder) > 0 && now.Sub(q.dedupOrder[0].at) >= q.cfg.DedupWindow {
+		if q.dedup[q.dedupOrder[0].id].Equal(q.dedupOrder[0].at) {
+			delete(q.dedup, q.dedupOrder[0].id)
 		}
+		q.dedupOrder = q.dedupOrder[1:]
 	}
 	if _, seen := q.dedup[dedupID]; seen {
 		return false
 	}
 	q.dedup[dedupID] = now
+	q.dedupOrder = append(q.dedupOrder, sent{dedupID, now})
 	return true
 }
 
