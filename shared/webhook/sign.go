@@ -127,7 +127,9 @@ func Verify(secrets [][]byte, h http.Header, body []byte, tolerance time.Duratio
 		}
 	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
+	// The signature covers the header's text: only the plain decimal spelling ("+1",
+	// "01" are not) signs the same bytes as the number it stands for.
+	if err != nil || strconv.FormatInt(unix, 10) != ts {
 		return fmt.Errorf("%w: %s is not Unix seconds", ErrTimestamp, HeaderTimestamp)
 	}
 	if tolerance <= 0 {
