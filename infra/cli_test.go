@@ -148,7 +148,7 @@ func TestCDKSynthRejectsBadConfig(t *testing.T) {
 	for _, want := range []string{
 		`context "responseEndpointUrl": required`,
 		`context "deliveryTimeout": 45s is out of range [1s, 30s]`,
-		`context "maxAttempts": 0 is out of range [1, 30]`,
+		`context "maxAttempts": 0 is out of range [1, 100]`,
 		`context "rulesFile": ` + filepath.Join(filepath.Dir(mustGetwd(t)), "no/such/rules.json") + " does not exist",
 	} {
 		if !strings.Contains(stderr, want) {

@@ -28,9 +28,18 @@ const (
 	// queueRetention is how long both queues keep a message (the SQS maximum). A retry
 	// schedule longer than this would let SQS drop a message before it reaches the DLQ.
 	queueRetention = 14 * 24 * time.Hour
-	// maxMaxAttempts keeps the receive budget (maxAttempts+1) in the range the SAM
-	// template's ReceiveBudget mapping covers.
-	maxMaxAttempts = 30
+	// maxMaxAttempts is the delivery function's own limit (delivery.Policy.Validate
+	// accepts 1–100); the waits between the attempts must also fit in queueRetention.
+	maxMaxAttempts = 100
+	// maxReceiveCount is the delivery queue's redrive budget: SQS's maximum, whatever
+	// maxAttempts is. It mirrors delivery.MaxReceives in the root module (which this
+	// module does not import); template.yaml has the same literal. The delivery function
+	// counts attempts itself and, after the last one, moves the message to the dead-letter
+	// queue with the reason; the redrive policy is only the backstop for a message that
+	// crashes the function every time. SQS's receive count is not an attempt count: every
+	// message held back behind a failing message of its conversation is received again
+	// with it, so a budget near maxAttempts would dead-letter messages never attempted.
+	maxReceiveCount = 1000
 	// defaultOldestMessageAge is when a message waiting in the delivery queue raises an alarm.
 	defaultOldestMessageAge = time.Hour
 	// maxBotTimeout leaves the inbound function (29 s) time to store the turn and
@@ -92,11 +101,6 @@ type LLMConfig struct {
 
 // StackName is the CloudFormation stack name for the configured stage.
 func (c Config) StackName() string { return "Parley-" + c.Stage }
-
-// MaxReceiveCount is the delivery queue's redrive budget: one receive per attempt, plus
-// one so that the function itself, not the redrive policy, moves a message that used
-// all its attempts to the dead-letter queue together with the reason.
-func (c Config) MaxReceiveCount() int { return c.MaxAttempts + 1 }
 
 // Context keys and their defaults. The names are part of the user interface (README).
 const (

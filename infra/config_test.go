@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +34,13 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
-	if cfg.StackName() != "Parley-dev" || cfg.MaxReceiveCount() != 12 {
-		t.Errorf("stack name, receive count: got %s, %d, want Parley-dev, 12", cfg.StackName(), cfg.MaxReceiveCount())
+	if cfg.StackName() != "Parley-dev" {
+		t.Errorf("stack name: got %s, want Parley-dev", cfg.StackName())
+	}
+	// The redrive budget is SQS's maximum, as delivery.MaxReceives, not derived from
+	// maxAttempts (see maxReceiveCount).
+	if maxReceiveCount != 1000 {
+		t.Errorf("maxReceiveCount: got %d, want 1000", maxReceiveCount)
 	}
 }
 
@@ -52,6 +59,26 @@ func TestLoadConfigValues(t *testing.T) {
 		cfg.OldestMessageAge != 2*time.Hour || cfg.StackName() != "Parley-prod-2" || cfg.Bot != "http" ||
 		cfg.HTTPBotURL != "http://rasa.internal:5005/webhooks/rest/webhook" || cfg.HistoryTTL != "48h" || cfg.BotTimeout != "25s" {
 		t.Errorf("got %+v", cfg)
+	}
+}
+
+// TestLoadConfigMaxAttempts: the delivery function's whole range, 1–100, as long as the
+// waits between the attempts fit in the queue's 14-day retention.
+func TestLoadConfigMaxAttempts(t *testing.T) {
+	for _, tt := range []struct {
+		attempts any
+		maxDelay string
+	}{
+		{"1", "12h"}, {"28", "12h"}, {"29", "11h"}, {float64(30), "1h"}, {"100", "3h"},
+	} {
+		cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint, keyMaxAttempts: tt.attempts, keyRetryMaxDelay: tt.maxDelay})
+		if err != nil {
+			t.Errorf("maxAttempts %v, retryMaxDelay %s: %v", tt.attempts, tt.maxDelay, err)
+			continue
+		}
+		if want := fmt.Sprint(tt.attempts); strconv.Itoa(cfg.MaxAttempts) != want {
+			t.Errorf("maxAttempts: got %d, want %s", cfg.MaxAttempts, want)
+		}
 	}
 }
 
@@ -142,10 +169,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"delivery timeout over 30s", map[string]any{keyDeliveryTimeout: "31s"}, []string{`"deliveryTimeout": 31s is out of range`}},
 		{"retry delay over 12h", map[string]any{keyRetryMaxDelay: "13h"}, []string{`"retryMaxDelay"`, "out of range"}},
 		{"min over max", map[string]any{keyRetryMinDelay: "2h", keyRetryMaxDelay: "1h"}, []string{"longer than retryMaxDelay"}},
-		{"zero attempts", map[string]any{keyMaxAttempts: "0"}, []string{`"maxAttempts": 0 is out of range [1, 30]`}},
-		{"too many attempts", map[string]any{keyMaxAttempts: "31"}, []string{"out of range"}},
+		{"zero attempts", map[string]any{keyMaxAttempts: "0"}, []string{`"maxAttempts": 0 is out of range [1, 100]`}},
+		{"too many attempts", map[string]any{keyMaxAttempts: "101", keyRetryMaxDelay: "1m"}, []string{`"maxAttempts": 101 is out of range [1, 100]`}},
 		{"attempts not a number", map[string]any{keyMaxAttempts: "eleven"}, []string{"not a whole number"}},
-		{"retries outlast retention", map[string]any{keyMaxAttempts: "30"}, []string{"14-day retention"}},
+		// 28 waits of 12h are exactly the 14-day retention: one too many.
+		{"retries outlast retention", map[string]any{keyMaxAttempts: "29"}, []string{"14-day retention"}},
+		{"many attempts outlast retention", map[string]any{keyMaxAttempts: "100", keyRetryMaxDelay: "4h"}, []string{"14-day retention"}},
 		{"bad removal policy", map[string]any{keyRemovalPolicy: "snapshot"}, []string{`"removalPolicy"`}},
 		{"bad alarm email", map[string]any{keyAlarmEmail: "ops at example"}, []string{`"alarmEmail"`}},
 		{"record TTL zero", map[string]any{keyRecordTTL: "0s"}, []string{`"recordTtl"`}},

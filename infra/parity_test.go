@@ -115,8 +115,8 @@ func TestParityWithSettings(t *testing.T) {
 	for _, d := range compareSystems(cdk, sam) {
 		t.Error(d)
 	}
-	if got := sam.Queues["DeliveryQueue"].MaxReceiveCount; got != 6 {
-		t.Errorf("SAM maxReceiveCount for MaxAttempts=5: got %d, want 6", got)
+	if got := sam.Queues["DeliveryQueue"].MaxReceiveCount; got != 1000 {
+		t.Errorf("SAM maxReceiveCount for MaxAttempts=5: got %d, want 1000 (not derived from MaxAttempts)", got)
 	}
 
 	// And the CDK side changed alone is caught.
@@ -125,7 +125,7 @@ func TestParityWithSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffs := strings.Join(compareSystems(cdk, samDefaults), "\n")
-	for _, want := range []string{"MaxReceiveCount", "PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_BOT_TIMEOUT", "Threshold"} {
+	for _, want := range []string{"PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_BOT_TIMEOUT", "Threshold"} {
 		if !strings.Contains(diffs, want) {
 			t.Errorf("changing %s in CDK alone went unnoticed; differences:\n%s", want, diffs)
 		}
@@ -260,7 +260,8 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"dead-letter queue not FIFO", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: false", "DeadLetterQueue].Fifo", false},
 		{"content-based dedup", "ContentBasedDeduplication: false # the code", "ContentBasedDeduplication: true # the code", "ContentBasedDeduplication", false},
 		{"visibility timeout", "VisibilityTimeout: 720", "VisibilityTimeout: 300", "VisibilityTimeout", false},
-		{"receive budget", `"11": {MaxReceiveCount: 12}`, `"11": {MaxReceiveCount: 11}`, "MaxReceiveCount", false},
+		// The old budget, maxAttempts + 1 with the default 11.
+		{"receive budget", "maxReceiveCount: 1000", "maxReceiveCount: 12", "MaxReceiveCount", false},
 		{"dead-letter target", "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn", "deadLetterTargetArn: !GetAtt DeliveryQueue.Arn", "DeadLetterTarget", false},
 		{"batch size", "BatchSize: 10", "BatchSize: 5", "BatchSize", false},
 		{"batch item failures", "            FunctionResponseTypes: [ReportBatchItemFailures]\n", "", "FunctionResponseTypes", false},
@@ -310,7 +311,7 @@ func TestParityCatchesDrift(t *testing.T) {
 }
 
 // TestSAMTemplate checks what only SAM has: the transform, the makefile build, the
-// parameters (with the CDK defaults), the receive-budget mapping and the alarm topic.
+// parameters (with the CDK defaults and ranges), the fixed receive budget and the alarm topic.
 func TestSAMTemplate(t *testing.T) {
 	data := readSAMTemplate(t)
 	doc := readSAMDoc(t, data)
@@ -347,6 +348,8 @@ func TestSAMTemplate(t *testing.T) {
 		{"RulesFilePath", []string{"", "/var/task/rules.json"}, []string{"rules.json"}},
 		{"HistoryTtl", []string{"720h", "90m", "1h30m"}, []string{"30d", ""}},
 		{"BotTimeout", []string{"10s", "1.5s"}, []string{"10", ""}},
+		{"MaxAttempts", []string{"1", "11", "28", "100"}, []string{"0", "-1", "101", "eleven", ""}},
+		{"OldestMessageAgeAlarmSeconds", []string{"60", "3600"}, []string{"59", "an hour"}},
 	} {
 		for _, v := range c.good {
 			if err := doc.checkParameter(c.param, v); err != nil {
@@ -381,14 +384,20 @@ func TestSAMTemplate(t *testing.T) {
 		t.Errorf("ResponseEndpointUrl must be a parameter without a default: got %+v", p)
 	}
 
-	// The mapping covers exactly the attempts the CDK app accepts, each +1.
-	budget := doc.Mappings["ReceiveBudget"]
-	if len(budget) != maxMaxAttempts {
-		t.Errorf("ReceiveBudget has %d entries, want %d", len(budget), maxMaxAttempts)
+	// MaxAttempts takes the attempts the CDK app accepts (its retention check aside, which
+	// CloudFormation cannot do), and the redrive budget does not follow it: at both ends
+	// of the range the delivery queue dead-letters after the CDK app's maxReceiveCount.
+	if p := doc.Parameters["MaxAttempts"]; p.Type != "Number" || p.MinValue == nil || *p.MinValue != 1 ||
+		p.MaxValue == nil || *p.MaxValue != maxMaxAttempts {
+		t.Errorf("MaxAttempts: got type %q, range [%v, %v]; want Number, [1, %d]", p.Type, p.MinValue, p.MaxValue, maxMaxAttempts)
 	}
-	for n := 1; n <= maxMaxAttempts; n++ {
-		if got := budget[strconv.Itoa(n)]["MaxReceiveCount"]; got != float64(n+1) {
-			t.Errorf("ReceiveBudget[%d]: got %v, want %d", n, got, n+1)
+	for _, n := range []string{"1", strconv.Itoa(maxMaxAttempts)} {
+		sam, err := samSystem(data, map[string]any{"ResponseEndpointUrl": testEndpoint, "MaxAttempts": n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sam.Queues["DeliveryQueue"].MaxReceiveCount; got != maxReceiveCount {
+			t.Errorf("maxReceiveCount with MaxAttempts=%s: got %d, want %d", n, got, maxReceiveCount)
 		}
 	}
 
@@ -423,12 +432,13 @@ func TestSAMTemplate(t *testing.T) {
 type samDoc struct {
 	Transform  string
 	Parameters map[string]struct {
-		Default        any
-		AllowedPattern string
-		AllowedValues  []string
-		MaxLength      int
+		Type               string
+		Default            any
+		AllowedPattern     string
+		AllowedValues      []string
+		MaxLength          int
+		MinValue, MaxValue *float64
 	}
-	Mappings  map[string]map[string]map[string]float64
 	Resources map[string]struct {
 		Type       string
 		Condition  string
@@ -454,6 +464,16 @@ func (d *samDoc) checkParameter(name, value string) error {
 		return fmt.Errorf("no parameter %s", name)
 	case p.AllowedValues != nil && !slices.Contains(p.AllowedValues, value):
 		return fmt.Errorf("parameter %s: %q is not one of %v", name, value, p.AllowedValues)
+	case p.Type == "Number":
+		n, err := strconv.ParseFloat(value, 64)
+		switch {
+		case err != nil:
+			return fmt.Errorf("parameter %s: %q is not a number", name, value)
+		case p.MinValue != nil && n < *p.MinValue:
+			return fmt.Errorf("parameter %s: %q is less than %v", name, value, *p.MinValue)
+		case p.MaxValue != nil && n > *p.MaxValue:
+			return fmt.Errorf("parameter %s: %q is more than %v", name, value, *p.MaxValue)
+		}
 	case p.MaxLength > 0 && len(value) > p.MaxLength:
 		return fmt.Errorf("parameter %s: %q is longer than %d", name, value, p.MaxLength)
 	case p.AllowedPattern != "":

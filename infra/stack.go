@@ -88,8 +88,9 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		DeadLetterQueue: &awssqs.DeadLetterQueue{
 			Queue: deadLetters,
 			// Backstop for crashes only: after its last attempt the delivery function
-			// moves the message to the dead-letter queue itself, with the reason.
-			MaxReceiveCount: jsii.Number(float64(cfg.MaxReceiveCount())),
+			// moves the message to the dead-letter queue itself, with the reason. Not
+			// derived from maxAttempts: see maxReceiveCount.
+			MaxReceiveCount: jsii.Number(maxReceiveCount),
 		},
 	})
 

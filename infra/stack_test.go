@@ -298,7 +298,7 @@ func TestQueues(t *testing.T) {
 			"VisibilityTimeout":         720,
 			"RedrivePolicy": assertions.Match_ObjectEquals(&map[string]any{
 				"deadLetterTargetArn": getAtt(s.id(t, "DeadLetterQueue"), "Arn"),
-				"maxReceiveCount":     12,
+				"maxReceiveCount":     1000, // SQS's maximum, as delivery.MaxReceives
 			}),
 		})
 	})
@@ -313,14 +313,15 @@ func TestQueues(t *testing.T) {
 			}),
 		})
 	})
-	// Lambda's rule for SQS sources, and the redrive budget, from the numbers themselves.
+	// Lambda's rule for SQS sources, from the numbers themselves; the redrive budget is
+	// not derived from maxAttempts (see maxReceiveCount).
 	sys := cdkSystem(t, s)
 	q := sys.Queues["DeliveryQueue"]
 	if fn := sys.Functions["DeliveryFunction"]; q.VisibilityTimeout < 6*fn.Timeout {
 		t.Errorf("visibility timeout %d s is less than 6 x the delivery timeout %d s", q.VisibilityTimeout, fn.Timeout)
 	}
-	if q.MaxReceiveCount != s.cfg.MaxAttempts+1 {
-		t.Errorf("maxReceiveCount: got %d, want maxAttempts+1 = %d", q.MaxReceiveCount, s.cfg.MaxAttempts+1)
+	if q.MaxReceiveCount != 1000 {
+		t.Errorf("maxReceiveCount: got %d, want 1000 (SQS's maximum, as delivery.MaxReceives)", q.MaxReceiveCount)
 	}
 }
 
@@ -484,8 +485,9 @@ func TestSettingsFromContext(t *testing.T) {
 			t.Errorf("inbound %s: got %q, want %q", k, env[k], want)
 		}
 	}
-	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 6 {
-		t.Errorf("maxReceiveCount: got %d, want 6", got)
+	// maxAttempts does not change the redrive budget.
+	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 1000 {
+		t.Errorf("maxReceiveCount with maxAttempts 5: got %d, want 1000", got)
 	}
 	if got := sys.Alarms["DeliveryQueueOldestMessage"].Threshold; got != 1800 {
 		t.Errorf("oldest message alarm threshold: got %v, want 1800", got)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/awslabs/goformation/v7/cloudformation/apigatewayv2"
@@ -226,8 +227,10 @@ type samFunction struct {
 		Role          string
 		LoggingConfig struct{ LogFormat, LogGroup string }
 		// A variable set to !If [..., !Ref AWS::NoValue] is null when the condition is
-		// false: CloudFormation leaves it out, and so does loadSystem.
-		Environment struct{ Variables map[string]*string }
+		// false: CloudFormation leaves it out, and so does loadSystem. A Ref to a Number
+		// parameter is a number here (its default, from YAML); CloudFormation passes
+		// every parameter as text, so envValue turns it back into that.
+		Environment struct{ Variables map[string]any }
 		Events      map[string]samEvent
 	}
 }
@@ -419,7 +422,7 @@ func loadSystem(t rawTemplate) (*system, error) {
 		}
 		for k, v := range p.Environment.Variables {
 			if v != nil {
-				f.Environment[k] = *v
+				f.Environment[k] = envValue(v)
 			}
 		}
 		role(f, p.Role)
@@ -533,6 +536,20 @@ func readQueue(q sqs.Queue) (queue, error) {
 		out.MaxReceiveCount = int(n)
 	}
 	return out, nil
+}
+
+// envValue is an environment variable's value as the function sees it: text. Anything
+// but a string or a number (an unresolved intrinsic function, say) keeps a form that
+// no CDK value has, so it shows up in a comparison.
+func envValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return fmt.Sprintf("unreadable value %#v", v)
+	}
 }
 
 func readAlarm(a cloudwatch.Alarm) alarm {
