@@ -44,6 +44,9 @@ type Attempts interface {
 // one of its conversation is received again with it.
 const MaxReceives = 1000
 
+// Retention is how long the queues keep a message (SQS's maximum, as deployed).
+const Retention = 14 * 24 * time.Hour
+
 // MaxVisibility is SQS's ceiling for a visibility timeout, so for one retry delay.
 const MaxVisibility = 12 * time.Hour
 
@@ -75,6 +78,17 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > 100 {
 		errs = append(errs, fmt.Errorf("max attempts %d must be between 1 and 100", p.MaxAttempts))
+	}
+	if errs == nil {
+		// SQS deletes a message after its retention: a schedule longer than that would
+		// lose a message between attempts instead of dead-lettering it.
+		var span time.Duration
+		for n := 1; n < p.MaxAttempts; n++ {
+			span += min(time.Duration(float64(p.Delay(n))*(1+p.Jitter)), p.MaxDelay)
+		}
+		if span > Retention {
+			errs = append(errs, fmt.Errorf("%d attempts span up to %s, more than the queue's %s retention", p.MaxAttempts, span.Round(time.Minute), Retention))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -349,11 +349,15 @@ func TestPolicy(t *testing.T) {
 	if total < 24*time.Hour || total > 30*time.Hour {
 		t.Errorf("the default budget spans %s, want about a day", total)
 	}
+	if err := (delivery.Policy{MinDelay: time.Second, MaxDelay: 12 * time.Hour, MaxAttempts: 28}).Validate(); err != nil {
+		t.Errorf("28 attempts up to 12h apart fit in 14 days: %v", err)
+	}
 	for _, bad := range []delivery.Policy{
 		{MinDelay: 0, MaxDelay: time.Hour, MaxAttempts: 3},
 		{MinDelay: time.Minute, MaxDelay: time.Second, MaxAttempts: 3},
 		{MinDelay: time.Second, MaxDelay: 13 * time.Hour, MaxAttempts: 3},
 		{MinDelay: time.Second, MaxDelay: time.Hour, MaxAttempts: 0},
+		{MinDelay: time.Second, MaxDelay: 12 * time.Hour, MaxAttempts: 40}, // 29 of its 39 waits are 12h: past 14 days
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", bad)
