@@ -15,9 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/delivery"
@@ -67,7 +65,7 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	}
 	secrets := ""
 	if cfg.secretARN != "" {
-		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SECRETS_MANAGER") })
+		sm := awsenv.SecretsManager(awsCfg, getenv)
 		if secrets, err = readSecret(ctx, sm, cfg.secretARN); err != nil {
 			return nil, err
 		}
@@ -80,10 +78,8 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, err
 	}
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SQS") })
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "DYNAMODB") })
-	queue := sqsfifo.New(sq, cfg.queueURL, cfg.deadURL)
-	attempts := dynamo.New(ddb, cfg.table)
+	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, cfg.deadURL)
+	attempts := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
 	return delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log), nil
 }
 

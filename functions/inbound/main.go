@@ -15,9 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
@@ -74,16 +72,14 @@ func setup(getenv func(string) string, log *slog.Logger) (*inbound.Handler, erro
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "DYNAMODB") })
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SQS") })
-	store := dynamo.New(ddb, cfg.table)
-	queue := sqsfifo.New(sq, cfg.queueURL, "")
+	store := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
+	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, "")
 
 	opts := cfg.botOptions
 	opts.History = store
 	if cfg.llmKeyARN != "" {
 		// Read once per cold start, not per message.
-		sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.BaseEndpoint = awsenv.Endpoint(getenv, "SECRETS_MANAGER") })
+		sm := awsenv.SecretsManager(awsCfg, getenv)
 		out, err := sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(cfg.llmKeyARN)})
 		if err != nil {
 			return nil, fmt.Errorf("read the llm API key: %w", err)

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
@@ -155,13 +154,10 @@ func awsBackend(cfg Config) (store, queue, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("aws configuration: %w", err)
 	}
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB")
-		// DynamoDB Local's error answers fail the SDK's CRC32 check, which then warns on
-		// every duplicate message; the check guards against a corrupt network, not a local one.
-		o.DisableValidateResponseChecksum = o.BaseEndpoint != nil
-	})
-	sq := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	// DynamoDB Local's error answers fail the SDK's CRC32 check, which then warns on
+	// every duplicate message; the check guards against a corrupt network, not a local one.
+	ddb := awsenv.DynamoDB(awsCfg, os.Getenv, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = o.BaseEndpoint != nil })
+	sq := awsenv.SQS(awsCfg, os.Getenv)
 	return dynamo.New(ddb, cfg.TableName), sqsfifo.New(sq, cfg.QueueURL, cfg.DeadLetterQueueURL), nil
 }
 
