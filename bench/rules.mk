@@ -12,7 +12,7 @@ bench: emulators build ## measure and write BENCHMARKS.md (about 6 minutes; best
 	@mkdir -p .build/bench
 	set -o pipefail; go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./bench | tee .build/bench/micro.txt
 	PARLEY_BENCH=$(CURDIR)/$(BENCH_REPORT) PARLEY_BENCH_MICRO=$(CURDIR)/.build/bench/micro.txt PARLEY_BENCH_BUILD=$(CURDIR)/.build \
-		go test -count=1 -run '^TestReport$$' -v -timeout 30m ./bench
+		go test -tags bench -count=1 -run '^TestReport$$' -v -timeout 30m ./bench
 
 test-reliability: emulators ## try to break it: duplicate storm, receiver chaos, crashes, emulator restarts, security (RELIABILITY=short for CI)
-	PARLEY_RELIABILITY=$(RELIABILITY) go test -count=1 -v -timeout 40m ./bench/reliability
+	PARLEY_RELIABILITY=$(RELIABILITY) go test -tags reliability -count=1 -v -timeout 40m ./bench/reliability

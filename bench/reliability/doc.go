@@ -5,6 +5,7 @@
 // what was lost or duplicated, and fails on any loss or on a message delivered twice
 // under different ids.
 //
-// The scenarios run only under `make test-reliability` (PARLEY_RELIABILITY=full, or
+// The scenarios build only with the reliability tag, under `make test-reliability`
+// (PARLEY_RELIABILITY=full, or
 // short for CI); with the variable set, an emulator that cannot start fails them.
 package reliability
