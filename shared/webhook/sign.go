@@ -150,7 +150,9 @@ func Verify(secrets [][]byte, h http.Header, body []byte, tolerance time.Duratio
 	for i, k := range secrets {
 		want[i] = []byte(base64.StdEncoding.EncodeToString(mac(k, id, unix, body)))
 	}
-	for _, entry := range strings.Fields(sig) {
+	// Entries are separated by single spaces (the spec's delimiter), nothing else: a
+	// signature with a stray tab or newline is not the signature.
+	for _, entry := range strings.Split(sig, " ") {
 		version, got, ok := strings.Cut(entry, ",")
 		if !ok || version != "v1" {
 			continue // other schemes (v1a) and garbage are not ours to judge
