@@ -32,6 +32,7 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/runtimeapi"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -340,18 +341,12 @@ func envJSON(t *testing.T) map[string]string {
 func (b *backend) environment(t *testing.T) map[string]string {
 	t.Helper()
 	env := envJSON(t)
+	maps.Copy(env, runtimeapi.LambdaEnv("Parley-dev-DeliveryFunction", b.ddbURL, b.sqsURL))
 	maps.Copy(env, map[string]string{
 		"PARLEY_TABLE_NAME": b.table, "PARLEY_QUEUE_URL": b.queueURL, "PARLEY_DEAD_LETTER_QUEUE_URL": b.deadURL,
 		"PARLEY_RESPONSE_ENDPOINT_URL": b.rc.srv.URL + "/parley/responses", "PARLEY_SIGNING_SECRET_ARN": secretARN,
-		"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
-		"AWS_ENDPOINT_URL_DYNAMODB": b.ddbURL, "AWS_ENDPOINT_URL_SQS": b.sqsURL,
 		// The SDKs' name for Secrets Manager's endpoint variable (service id "Secrets Manager").
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": b.sm.srv.URL,
-		"AWS_LAMBDA_FUNCTION_NAME":         "Parley-dev-DeliveryFunction", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-		"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/Parley-dev-DeliveryFunction",
-		"AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]fedcba9876543210fedcba9876543210",
-		"AWS_LAMBDA_LOG_FORMAT":      "JSON", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
 	})
 	return env
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/runtimeapi"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 )
@@ -258,15 +259,7 @@ func (b *backend) environment(t *testing.T) map[string]string {
 	t.Helper()
 	env := envJSON(t)
 	env["PARLEY_TABLE_NAME"], env["PARLEY_QUEUE_URL"] = b.table, b.queueURL
-	maps.Copy(env, map[string]string{
-		"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
-		"AWS_ENDPOINT_URL_DYNAMODB": b.ddbURL, "AWS_ENDPOINT_URL_SQS": b.sqsURL,
-		"AWS_LAMBDA_FUNCTION_NAME": "Parley-dev-InboundFunction", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-		"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/Parley-dev-InboundFunction",
-		"AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef",
-		"AWS_LAMBDA_LOG_FORMAT":      "JSON", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-	})
+	maps.Copy(env, runtimeapi.LambdaEnv("Parley-dev-InboundFunction", b.ddbURL, b.sqsURL))
 	return env
 }
 

@@ -152,3 +152,18 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// LambdaEnv is the environment Lambda gives a function named name, with dummy
+// credentials and the SDK endpoints pointed at the emulators. Tests add the function's
+// own PARLEY_* variables on top.
+func LambdaEnv(name, dynamoDBURL, sqsURL string) map[string]string {
+	return map[string]string{
+		"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+		"AWS_ENDPOINT_URL_DYNAMODB": dynamoDBURL, "AWS_ENDPOINT_URL_SQS": sqsURL,
+		"AWS_LAMBDA_FUNCTION_NAME": name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+		"AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + name,
+		"AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef",
+		"AWS_LAMBDA_LOG_FORMAT":      "JSON", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+	}
+}
