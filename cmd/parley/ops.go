@@ -17,8 +17,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/devstack"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -111,14 +111,20 @@ func dlqCommand(ctx context.Context, args []string, getenv func(string) string, 
 			return enc.Encode(msgs)
 		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "WEBHOOK-ID\tIN-REPLY-TO\tATTEMPTS\tFAILED-AT\tREASON")
+		fmt.Fprintln(w, "KIND\tCONVERSATION\tMESSAGE\tATTEMPTS\tFAILED-AT\tREASON")
 		for _, m := range msgs {
-			d, _ := delivery.Decode(m)
-			reason := attr(m, delivery.AttrFailureReason)
+			kind, conversation, msgID := "?", "?", "?"
+			if j, err := message.DecodeJob([]byte(m.Body)); err == nil {
+				kind, conversation, msgID = j.Kind, j.ConversationID, j.Message.MessageID
+				if j.Kind == message.KindPush {
+					msgID = j.Ref
+				}
+			}
+			reason := attr(m, message.AttrFailureReason)
 			if reason == "" {
 				reason = "moved by the queue's redrive policy (received " + m.Attributes["ApproximateReceiveCount"] + " times)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.InReplyTo, attr(m, delivery.AttrAttempts), attr(m, delivery.AttrFailedAt), reason)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", kind, conversation, msgID, attr(m, message.AttrAttempts), attr(m, message.AttrFailedAt), reason)
 		}
 		if err := w.Flush(); err != nil {
 			return err

@@ -1,16 +1,18 @@
-// Command delivery is the SQS-triggered Lambda that POSTs bot messages to the
-// Response Endpoint URL. It only wires: configuration from the environment, the
-// signing secret read once per execution environment, SDK clients created once, then
-// the shared handler.
+// Command delivery is the SQS-triggered Lambda that runs each turn — the bot answers
+// the user message — and POSTs the bot's messages to the Response Endpoint URL, in each
+// conversation's order. It only wires: configuration from the environment, the secrets
+// read once per execution environment, SDK clients created once, then the shared
+// handler.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -18,17 +20,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/parley-chat/parley/shared/awsenv"
+	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/envvar"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
 type config struct {
 	responseURL, secretARN, queueURL, deadURL, table string
-	policy                                           delivery.Policy
-	timeout                                          time.Duration
+	bot, llmKeyARN                                   string
+	botOptions                                       bot.Options
+	settings                                         delivery.Settings
 }
 
 // loadConfig reads the environment once and reports every problem at once.
@@ -37,8 +42,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		responseURL: r.Required("PARLEY_RESPONSE_ENDPOINT_URL"), secretARN: r.String("PARLEY_SIGNING_SECRET_ARN", ""),
 		queueURL: r.Required("PARLEY_QUEUE_URL"), deadURL: r.Required("PARLEY_DEAD_LETTER_QUEUE_URL"), table: r.Required("PARLEY_TABLE_NAME"),
+		bot: r.String("PARLEY_BOT", "echo"), llmKeyARN: r.String("PARLEY_LLM_API_KEY_SECRET_ARN", ""),
+		botOptions: bot.ConfigFromEnv(r),
 	}
-	c.policy, c.timeout = delivery.ConfigFromEnv(r)
+	c.settings = delivery.ConfigFromEnv(r)
+	if !slices.Contains(bot.Names, c.bot) {
+		r.Check(fmt.Errorf("PARLEY_BOT=%q: want one of %v", c.bot, bot.Names))
+	}
+	if c.bot == "llm" && c.llmKeyARN == "" && c.botOptions.LLM.APIKey == "" {
+		r.Check(errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
+	}
 	return c, r.Err()
 }
 
@@ -63,10 +76,13 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
+	var sm *secretsmanager.Client
+	if cfg.secretARN != "" || cfg.llmKeyARN != "" {
+		sm = awsenv.SecretsManager(awsCfg, getenv)
+	}
 	secrets := ""
 	if cfg.secretARN != "" {
-		sm := awsenv.SecretsManager(awsCfg, getenv)
-		if secrets, err = readSecret(ctx, sm, cfg.secretARN); err != nil {
+		if secrets, err = readSigningSecret(ctx, sm, cfg.secretARN); err != nil {
 			return nil, err
 		}
 	}
@@ -74,19 +90,35 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, fmt.Errorf("signing secret: %w", err)
 	}
-	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: cfg.timeout, Signer: signer})
+	s := cfg.settings
+	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: s.SendTimeout, Signer: signer})
 	if err != nil {
 		return nil, err
 	}
+	store := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
+	opts := cfg.botOptions
+	opts.History = store
+	if cfg.llmKeyARN != "" {
+		// Read once per cold start, not per message.
+		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(cfg.llmKeyARN)})
+		if err != nil {
+			return nil, fmt.Errorf("read the llm API key: %w", err)
+		}
+		opts.LLM.APIKey = aws.ToString(out.SecretString)
+	}
+	b, err := bot.New(cfg.bot, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	ch := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: s.Policy}
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, cfg.deadURL)
-	attempts := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
-	return delivery.New(sender, queue, attempts, cfg.policy, cfg.timeout, log), nil
+	return delivery.New(store, queue, delivery.Single(ch), delivery.Config{HistoryTTL: s.HistoryTTL}, log), nil
 }
 
-// readSecret reads the signing secret once per cold start. Secrets Manager makes a
-// 44-character alphanumeric secret, which is the base64 of a 33-byte key; receivers
+// readSigningSecret reads the signing secret once per cold start. Secrets Manager makes
+// a 44-character alphanumeric secret, which is the base64 of a 33-byte key; receivers
 // use it as whsec_<secret>. A value holding several secrets (rotation) is kept whole.
-func readSecret(ctx context.Context, client *secretsmanager.Client, arn string) (string, error) {
+func readSigningSecret(ctx context.Context, client *secretsmanager.Client, arn string) (string, error) {
 	out, err := client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 	if err != nil {
 		return "", fmt.Errorf("read signing secret: %w", err)

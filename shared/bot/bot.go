@@ -23,7 +23,7 @@ var Names = []string{"echo", "rules", "llm", "http"}
 
 // HistoryReader gives the llm bot a conversation's recent messages, oldest first.
 type HistoryReader interface {
-	RecentHistory(ctx context.Context, conversationRef string, limit int) ([]message.Entry, error)
+	RecentHistory(ctx context.Context, channel, conversationRef string, limit int) ([]message.Entry, error)
 }
 
 // Options configure the bots; each bot reads its own part.

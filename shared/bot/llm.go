@@ -113,7 +113,7 @@ func (b *LLM) conversation(ctx context.Context, turn message.Turn) ([]chatMessag
 	var entries []message.Entry
 	if b.history != nil && b.cfg.History > 0 {
 		var err error
-		if entries, err = b.history.RecentHistory(ctx, turn.ConversationRef, b.cfg.History); err != nil {
+		if entries, err = b.history.RecentHistory(ctx, turn.Channel, turn.ConversationRef, b.cfg.History); err != nil {
 			return nil, fmt.Errorf("read history: %w", err)
 		}
 	}

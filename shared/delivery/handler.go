@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -13,124 +12,204 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/webhook"
 )
+
+// Bot answers a turn with zero or more messages before ctx's deadline.
+type Bot interface {
+	Reply(ctx context.Context, turn message.Turn) ([]message.Reply, error)
+}
 
 // Sender POSTs one webhook and classifies the answer.
 type Sender interface {
 	Send(ctx context.Context, r webhook.Request) webhook.Outcome
 }
 
-// Queue is what the handler does to the queue it consumes: delay a retry, and move a
-// message to the dead-letter queue.
+// Channel is what running and delivering one channel's jobs takes.
+type Channel struct {
+	ID         string
+	Bot        Bot
+	BotTimeout time.Duration
+	Sender     Sender
+	// SendTimeout bounds one POST: no attempt is started with less time left.
+	SendTimeout time.Duration
+	Policy      Policy
+}
+
+// Channels finds a channel by id.
+type Channels interface {
+	Channel(ctx context.Context, id string) (*Channel, error)
+}
+
+// ErrNoChannel is returned by Channels for a channel that does not exist.
+var ErrNoChannel = errors.New("no such channel")
+
+// Store keeps the delivery side's state: the exchange it writes once per job, and the
+// progress it writes only when an attempt fails.
+type Store interface {
+	// Load reads a job's record and exchange, strongly consistent.
+	Load(ctx context.Context, key message.Key, createdAt time.Time) (rec message.Record, recFound bool, x message.Exchange, xFound bool, err error)
+	// PutExchange stores x unless an exchange other than a failed one exists under its
+	// key; then it returns that one with stored false.
+	PutExchange(ctx context.Context, x message.Exchange) (existing message.Exchange, stored bool, err error)
+	// TakeOver gives a redriven job's record a fresh attempt budget and makes owner
+	// its exchange's owner, if it has one: the job carries on where it stopped.
+	TakeOver(ctx context.Context, key message.Key, createdAt time.Time, owner string) error
+	// Failed counts a failed attempt at step (-1: the bot; i: the i-th bot message),
+	// notes that delivered bot messages went through, and returns the record after.
+	// It returns message.ErrGone when the record is no longer there.
+	Failed(ctx context.Context, key message.Key, step, delivered int, now time.Time) (message.Record, error)
+	// Progress notes that delivered bot messages went through, without an attempt.
+	Progress(ctx context.Context, key message.Key, delivered int) error
+	// DropTombstone deletes the tombstone an erasure left for a waiting job.
+	DropTombstone(ctx context.Context, x message.Exchange) error
+}
+
+// Queue is what the handler does to the queue it consumes.
 type Queue interface {
-	ChangeVisibility(ctx context.Context, receipt string, d time.Duration) error
-	DeadLetter(ctx context.Context, m events.SQSMessage, reason string, attempts int) error
+	// Delay makes received messages visible again after d (0: at once).
+	Delay(ctx context.Context, receipts []string, d time.Duration) error
+	// DeadLetter sends a copy of m to the dead-letter queue with attrs beside its own.
+	DeadLetter(ctx context.Context, m events.SQSMessage, attrs map[string]string) error
+	// Ack deletes received messages: a conversation's jobs are acknowledged as soon as
+	// it is done, not when the whole batch is.
+	Ack(ctx context.Context, receipts []string) error
 }
 
-// Attempts counts failed attempts per queue message. SQS's ApproximateReceiveCount
-// is not a count of attempts: it also grows for the messages held back behind a
-// failing one of their conversation, and for a crashed invocation. The count is
-// keyed by the SQS message id, which a redrive renews, so a redriven message gets a
-// fresh budget. It is written only when an attempt fails: nothing on the happy path.
-type Attempts interface {
-	Failed(ctx context.Context, messageID string, now time.Time) (int, error)
+// Config tunes the handler; zero values take the defaults.
+type Config struct {
+	// HistoryTTL is how long an exchange is kept; default and minimum 15 days, the
+	// queue's retention and a day, so a job being retried always finds its exchange.
+	HistoryTTL time.Duration
+	// EarlyAck is how long a finished conversation may wait for the rest of its batch
+	// before its jobs are acknowledged on their own (one extra call). Default 250ms.
+	EarlyAck time.Duration
+	// CallTimeout bounds each store and queue call. Default 5s.
+	CallTimeout time.Duration
 }
 
-// MaxReceives is the queue's redrive budget: SQS's maximum. The redrive policy is only
-// the backstop for a message that crashes the function every time; the delivery
-// function's own attempt count decides when a message is given up. A tighter budget
-// would dead-letter messages never attempted: every message held back behind a failing
-// one of its conversation is received again with it.
-const MaxReceives = 1000
+// MinHistoryTTL is the shortest history TTL: see Config.HistoryTTL.
+const MinHistoryTTL = 15 * 24 * time.Hour
 
-// Retention is how long the queues keep a message (SQS's maximum, as deployed).
-const Retention = 14 * 24 * time.Hour
-
-// MaxVisibility is SQS's ceiling for a visibility timeout, so for one retry delay.
-const MaxVisibility = 12 * time.Hour
-
-// Policy is the retry budget.
-type Policy struct {
-	MinDelay    time.Duration // delay after the first failed attempt; default 5s
-	MaxDelay    time.Duration // cap on one delay; default 12h, at most MaxVisibility
-	MaxAttempts int           // attempts in all, the first included; default 11
-	// Jitter spreads each delay by up to ± this fraction, so receivers coming back
-	// from an outage are not hit by every message at once.
-	Jitter float64
-}
-
-// DefaultPolicy spaces 11 attempts over about 26 hours: 5s, 15s, 45s, 2m15s, ~7m,
-// ~20m, ~1h, ~3h, ~9h, 12h — seconds first, then hours, like Svix and Standard Webhooks.
-var DefaultPolicy = Policy{MinDelay: 5 * time.Second, MaxDelay: MaxVisibility, MaxAttempts: 11, Jitter: 0.2}
-
-// Validate reports a policy SQS cannot carry out.
-func (p Policy) Validate() error {
-	var errs []error
-	if p.MinDelay <= 0 {
-		errs = append(errs, fmt.Errorf("minimum retry delay %s must be positive", p.MinDelay))
-	}
-	if p.MaxDelay < p.MinDelay || p.MaxDelay > MaxVisibility {
-		errs = append(errs, fmt.Errorf("maximum retry delay %s must be between the minimum %s and %s", p.MaxDelay, p.MinDelay, MaxVisibility))
-	}
-	if p.Jitter < 0 || p.Jitter >= 1 {
-		errs = append(errs, fmt.Errorf("jitter %g must be at least 0 and below 1", p.Jitter))
-	}
-	if p.MaxAttempts < 1 || p.MaxAttempts > 100 {
-		errs = append(errs, fmt.Errorf("max attempts %d must be between 1 and 100", p.MaxAttempts))
-	}
-	if errs == nil {
-		// SQS deletes a message after its retention: a schedule longer than that would
-		// lose a message between attempts instead of dead-lettering it.
-		var span time.Duration
-		for n := 1; n < p.MaxAttempts; n++ {
-			span += min(time.Duration(float64(p.Delay(n))*(1+p.Jitter)), p.MaxDelay)
-		}
-		if span > Retention {
-			errs = append(errs, fmt.Errorf("%d attempts span up to %s, more than the queue's %s retention", p.MaxAttempts, span.Round(time.Minute), Retention))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Delay is the wait after failed attempt n (1-based), without jitter: MinDelay·3^(n-1),
-// capped at MaxDelay.
-func (p Policy) Delay(n int) time.Duration {
-	d := float64(p.MinDelay) * math.Pow(3, float64(max(n-1, 0)))
-	if d > float64(p.MaxDelay) {
-		return p.MaxDelay
-	}
-	return time.Duration(d)
-}
-
-// Handler delivers a batch of queue records.
+// Handler runs a batch of queue jobs.
 type Handler struct {
-	sender   Sender
+	store    Store
 	queue    Queue
-	attempts Attempts
-	policy   Policy
+	channels Channels
+	cfg      Config
 	now      func() time.Time
 	log      *slog.Logger
-	jitter   func() float64 // in [0.8, 1.2)
-	// margin is kept free before the invocation deadline: a delivery is not started
-	// unless it can finish.
-	margin time.Duration
+	spread   func() float64 // the jitter factor's random part, in [-1, 1)
+	// crash, when set by tests, is called between the steps of a job; returning an
+	// error abandons the batch there as a crash would.
+	crash func(step string) error
 }
 
-// New returns a Handler. timeout is the sender's per-delivery timeout.
-func New(sender Sender, queue Queue, attempts Attempts, policy Policy, timeout time.Duration, log *slog.Logger) *Handler {
-	return &Handler{
-		sender: sender, queue: queue, attempts: attempts, policy: policy, log: log, now: time.Now,
-		margin: timeout + 2*time.Second,
+// New returns a Handler.
+func New(store Store, queue Queue, channels Channels, cfg Config, log *slog.Logger) *Handler {
+	cfg.HistoryTTL = max(cfg.HistoryTTL, MinHistoryTTL)
+	if cfg.EarlyAck <= 0 {
+		cfg.EarlyAck = 250 * time.Millisecond
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
+	return &Handler{store: store, queue: queue, channels: channels, cfg: cfg, log: log, now: time.Now,
+		spread: func() float64 { return 2*rand.Float64() - 1 }}
 }
 
-// Handle delivers the batch and reports the records to retry. It returns an error
-// only when nothing could be decided, so the whole batch is retried.
+// errCrash is what a test's crash hook makes a job return: the batch is abandoned.
+var errCrash = errors.New("crashed")
+
+// Handle runs the batch and reports the jobs to retry. Conversations (FIFO groups)
+// run concurrently, each one's jobs in order; a conversation done while others still
+// run is acknowledged on its own, so it does not wait for them. It returns an error
+// only when the batch is abandoned (a test's crash), so Lambda retries all of it.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	failed, _, err := h.Run(ctx, ev.Records)
+	if err != nil {
+		return events.SQSEventResponse{}, err
+	}
+	res := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, m := range ev.Records {
+		if failed[m.MessageId] {
+			res.BatchItemFailures = append(res.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+		}
+	}
+	return res, nil
+}
+
+// Run is Handle for a poller: it returns the jobs to retry and those it has already
+// acknowledged itself; the poller deletes the rest.
+func (h *Handler) Run(ctx context.Context, msgs []events.SQSMessage) (failed, acked map[string]bool, err error) {
+	groups := groupsOf(msgs)
+	type result struct {
+		group  []events.SQSMessage
+		failed []string
+		err    error
+	}
+	results := make(chan result, len(groups))
+	for _, g := range groups {
+		go func() {
+			f, err := h.runGroup(ctx, g)
+			results <- result{g, f, err}
+		}()
+	}
+	failed, acked = map[string]bool{}, map[string]bool{}
+	var mu sync.Mutex
+	var pending sync.WaitGroup
+	var timers []*time.Timer
+	for left := len(groups); left > 0; left-- {
+		r := <-results
+		if r.err != nil {
+			err = r.err
+		}
+		for _, id := range r.failed {
+			failed[id] = true
+		}
+		if left == 1 || r.err != nil {
+			continue
+		}
+		var done []events.SQSMessage
+		for _, m := range r.group {
+			if !failed[m.MessageId] {
+				done = append(done, m)
+			}
+		}
+		if len(done) == 0 {
+			continue
+		}
+		pending.Add(1)
+		timers = append(timers, time.AfterFunc(h.cfg.EarlyAck, func() {
+			defer pending.Done()
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+			defer cancel()
+			if err := h.queue.Ack(ctx, receipts(done)); err != nil {
+				h.log.WarnContext(ctx, "acknowledge", slog.String("error", err.Error()))
+				return // the poller or the event source mapping deletes them at the end
+			}
+			mu.Lock()
+			for _, m := range done {
+				acked[m.MessageId] = true
+			}
+			mu.Unlock()
+		}))
+	}
+	for _, t := range timers {
+		if t.Stop() {
+			pending.Done()
+		}
+	}
+	pending.Wait()
+	return failed, acked, err
+}
+
+// groupsOf splits a batch by FIFO group, keeping the order within each.
+func groupsOf(msgs []events.SQSMessage) [][]events.SQSMessage {
 	var order []string
 	groups := map[string][]events.SQSMessage{}
-	for _, m := range ev.Records {
+	for _, m := range msgs {
 		g := m.Attributes["MessageGroupId"]
 		if g == "" {
 			g = "id:" + m.MessageId // not FIFO: no order to keep
@@ -140,119 +219,365 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 		groups[g] = append(groups[g], m)
 	}
-	failed := make([][]string, len(order))
-	var wg sync.WaitGroup
+	out := make([][]events.SQSMessage, len(order))
 	for i, g := range order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			failed[i] = h.deliverGroup(ctx, groups[g])
-		}()
+		out[i] = groups[g]
 	}
-	wg.Wait()
-
-	isFailed := map[string]bool{}
-	for _, ids := range failed {
-		for _, id := range ids {
-			isFailed[id] = true
-		}
-	}
-	res := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-	for _, m := range ev.Records {
-		if isFailed[m.MessageId] {
-			res.BatchItemFailures = append(res.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
-		}
-	}
-	return res, nil
+	return out
 }
 
-// deliverGroup delivers one conversation's records in order and returns the ids of
-// the records to retry: the first that failed and everything after it.
-func (h *Handler) deliverGroup(ctx context.Context, msgs []events.SQSMessage) []string {
+// outcome of one job.
+type outcome int
+
+const (
+	done    outcome = iota // delivered, dead-lettered or dropped: delete it
+	retry                  // it and the rest of its conversation come back later
+	handBack               // not started or stopped for lack of time: back at once
+)
+
+// runGroup runs one conversation's jobs in order and returns the ids of those to
+// retry: the first that did not finish and everything after it.
+func (h *Handler) runGroup(ctx context.Context, msgs []events.SQSMessage) ([]string, error) {
 	for i, m := range msgs {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < h.margin {
-			// Not enough time left to finish a delivery: hand the rest back at once.
-			h.holdBack(ctx, msgs[i:], 0)
-			return ids(msgs[i:])
+		o, delay, err := h.runJob(ctx, m, msgs[i+1:])
+		if err != nil {
+			return ids(msgs[i:]), err
 		}
-		if !h.deliver(ctx, m, msgs[i+1:]) {
-			return ids(msgs[i:])
+		switch o {
+		case retry:
+			h.delay(ctx, msgs[i+1:], delay)
+			return ids(msgs[i:]), nil
+		case handBack:
+			h.delay(ctx, msgs[i:], 0)
+			return ids(msgs[i:]), nil
 		}
+	}
+	return nil, nil
+}
+
+// job is one job being run, with what its log lines say.
+type job struct {
+	m   events.SQSMessage
+	j   message.Job
+	ch  *Channel
+	rec message.Record
+	log *slog.Logger
+}
+
+// runJob runs one job: the bot (once: its answer is stored before the first POST),
+// then each bot message not yet delivered. For a retry it returns the delay the rest
+// of the conversation waits too.
+func (h *Handler) runJob(ctx context.Context, m events.SQSMessage, rest []events.SQSMessage) (outcome, time.Duration, error) {
+	jb := &job{m: m, log: h.log.With(slog.String("sqsMessageId", m.MessageId))}
+	var err error
+	if jb.j, err = message.DecodeJob([]byte(m.Body)); err != nil {
+		return h.deadLetter(ctx, jb, -1, err.Error(), 0, nil), 0, nil
+	}
+	jb.log = jb.log.With(slog.String("channel", jb.j.Channel), slog.String("ref", jb.j.Ref))
+	if jb.ch, err = h.channels.Channel(ctx, jb.j.Channel); err != nil {
+		if errors.Is(err, ErrNoChannel) {
+			return h.deadLetter(ctx, jb, -1, "channel "+jb.j.Channel+" does not exist", 0, nil), 0, nil
+		}
+		return h.unavailable(ctx, jb, "channel", err)
+	}
+	if !h.timeFor(ctx, jb.ch.BotTimeout+jb.ch.SendTimeout) {
+		return handBack, 0, nil
+	}
+
+	// A job received for the first time, sent once and not redriven, has never run:
+	// nothing to read. Any other may have, and is checked first, so a bot never runs
+	// twice for one job and a second copy of a job stands down.
+	redriven := attr(m, message.AttrRedriven) == "true"
+	var x message.Exchange
+	stored := false
+	if receives(m) > 1 || redriven || attr(m, message.AttrResend) == "true" {
+		var recFound bool
+		err := h.call(ctx, func(ctx context.Context) (err error) {
+			jb.rec, recFound, x, stored, err = h.store.Load(ctx, jb.j.Key, jb.j.CreatedAt)
+			return err
+		})
+		if err != nil {
+			return h.unavailable(ctx, jb, "load", err)
+		}
+		if stored && x.Tombstone {
+			h.dropTombstone(ctx, jb, x)
+		}
+		if !recFound || x.Tombstone {
+			jb.log.InfoContext(ctx, "dropped", slog.String("why", "erased"))
+			return done, 0, nil
+		}
+		if redriven {
+			// Back from the dead-letter queue: a fresh budget, from where it stopped;
+			// a turn the bot gave up on asks the bot again.
+			if err := h.call(ctx, func(ctx context.Context) error { return h.store.TakeOver(ctx, jb.j.Key, jb.j.CreatedAt, m.MessageId) }); err != nil {
+				return h.unavailable(ctx, jb, "take over", err)
+			}
+			jb.rec.Attempts, jb.rec.Step, jb.rec.FailingSince = 0, 0, time.Time{}
+			x.Owner = m.MessageId
+			stored = stored && x.Failure == ""
+		}
+		if stored && x.Owner != m.MessageId {
+			jb.log.InfoContext(ctx, "dropped", slog.String("why", "a copy of a job another queue message runs"))
+			return done, 0, nil
+		}
+	}
+	if !stored {
+		var o outcome
+		var delay time.Duration
+		if x, o, delay, err = h.answer(ctx, jb, rest); err != nil || o != done {
+			return o, delay, err
+		}
+	}
+	return h.deliver(ctx, jb, x, rest)
+}
+
+// answer runs the bot for a turn (a push is its own answer) and stores the exchange.
+func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage) (message.Exchange, outcome, time.Duration, error) {
+	var x message.Exchange
+	if jb.j.Kind == message.KindPush {
+		x = message.Exchange{Key: jb.j.Key, CreatedAt: jb.j.CreatedAt, ConversationID: jb.j.ConversationID, UserID: jb.j.UserID,
+			Entries: []message.Entry{{ID: jb.j.Ref, Direction: message.Outgoing, Type: jb.j.Push.Type, Payload: jb.j.Push.Payload,
+				UserID: jb.j.UserID, CreatedAt: jb.j.CreatedAt}}}
+	} else {
+		turn := jb.j.Turn()
+		start := time.Now()
+		replies, err := h.runBot(ctx, jb, turn)
+		jb.log = jb.log.With(slog.Float64("botMs", float64(time.Since(start).Microseconds())/1000))
+		if err != nil {
+			var busy *message.BotBusyError
+			retryAfter := time.Duration(0)
+			if errors.As(err, &busy) {
+				retryAfter = busy.RetryAfter
+			}
+			o, d := h.failed(ctx, jb, -1, 0, "bot: "+botReason(err), retryAfter, rest)
+			return x, o, d, nil
+		}
+		x = message.Answer(turn, jb.j.CreatedAt, replies, h.now().UTC())
+	}
+	if err := h.step("answered"); err != nil {
+		return x, done, 0, err
+	}
+	x.Owner, x.ExpiresAt = jb.m.MessageId, jb.j.CreatedAt.Add(h.cfg.HistoryTTL)
+	var existing message.Exchange
+	var stored bool
+	err := h.call(ctx, func(ctx context.Context) (err error) {
+		existing, stored, err = h.store.PutExchange(ctx, x)
+		return err
+	})
+	if err != nil {
+		// The answer is lost with this attempt; the retry asks the bot again. Nothing
+		// was delivered, so nothing can differ.
+		o, d := h.failed(ctx, jb, -1, 0, "store the answer: "+err.Error(), 0, rest)
+		return x, o, d, nil
+	}
+	if !stored {
+		// Another copy stored it first, or the conversation was erased meanwhile.
+		if existing.Tombstone {
+			h.dropTombstone(ctx, jb, existing)
+		}
+		if existing.Tombstone || existing.Owner != jb.m.MessageId {
+			jb.log.InfoContext(ctx, "dropped", slog.String("why", "stored by another queue message, or erased"))
+			return x, done, 0, nil
+		}
+		x = existing
+	}
+	if err := h.step("stored"); err != nil {
+		return x, done, 0, err
+	}
+	return x, done, 0, nil
+}
+
+func (h *Handler) runBot(ctx context.Context, jb *job, turn message.Turn) ([]message.Reply, error) {
+	ctx, cancel := context.WithTimeout(ctx, jb.ch.BotTimeout)
+	defer cancel()
+	replies, err := jb.ch.Bot.Reply(ctx, turn)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range replies {
+		if err := r.Check(); err != nil {
+			return nil, fmt.Errorf("answer %d cannot be sent: %w", i+1, err)
+		}
+	}
+	return replies, nil
+}
+
+// botReason is a bot failure as the log and the dead letter say it.
+func botReason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "did not answer in time"
+	}
+	return err.Error()
+}
+
+// deliver POSTs the exchange's bot messages from the first not yet delivered.
+func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, rest []events.SQSMessage) (outcome, time.Duration, error) {
+	out := x.Outgoing()
+	for i := jb.rec.Delivered; i < len(out); i++ {
+		if !h.timeFor(ctx, jb.ch.SendTimeout) {
+			if i > jb.rec.Delivered {
+				_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
+			}
+			return handBack, 0, nil
+		}
+		d, err := x.Delivery(i)
+		if err != nil {
+			return h.deadLetter(ctx, jb, i, err.Error(), 0, nil), 0, nil
+		}
+		o := jb.ch.Sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
+		log := jb.log.With(slog.String("webhookId", d.ID), slog.Int("status", o.Status), slog.Float64("latencyMs", float64(o.Duration.Microseconds())/1000))
+		if o.Class == webhook.Delivered {
+			log.InfoContext(ctx, "delivered")
+			if err := h.step("delivered"); err != nil {
+				return done, 0, err
+			}
+			continue
+		}
+		jb.log = log
+		if o.Class == webhook.Permanent {
+			rec, _ := h.count(ctx, jb, i, i)
+			return h.deadLetter(ctx, jb, i, "permanent failure: "+o.Reason, max(rec.Attempts, 1), nil), 0, nil
+		}
+		oc, delay := h.failed(ctx, jb, i, i, o.Reason, o.RetryAfter, rest)
+		return oc, delay, nil
+	}
+	return done, 0, nil
+}
+
+// count records a failed attempt; when the record cannot be written, SQS's receive
+// count stands in: it only ever overcounts, so the budget still ends.
+func (h *Handler) count(ctx context.Context, jb *job, step, delivered int) (message.Record, error) {
+	var rec message.Record
+	err := h.call(ctx, func(ctx context.Context) (err error) {
+		rec, err = h.store.Failed(ctx, jb.j.Key, step, delivered, h.now())
+		return err
+	})
+	if errors.Is(err, message.ErrGone) {
+		return rec, err
+	}
+	if err != nil {
+		jb.log.WarnContext(ctx, "count attempt", slog.String("error", err.Error()))
+		rec = jb.rec
+		rec.Attempts, rec.Delivered = receives(jb.m), delivered
+	}
+	return rec, nil
+}
+
+// failed settles a failed attempt: a retry after the backoff, or the dead-letter
+// queue when the budget is spent.
+func (h *Handler) failed(ctx context.Context, jb *job, step, delivered int, reason string, retryAfter time.Duration, rest []events.SQSMessage) (outcome, time.Duration) {
+	rec, err := h.count(ctx, jb, step, delivered)
+	if errors.Is(err, message.ErrGone) {
+		jb.log.InfoContext(ctx, "dropped", slog.String("why", "erased"))
+		return done, 0
+	}
+	jb.rec = rec
+	p := jb.ch.Policy
+	if rec.Attempts >= p.MaxAttempts {
+		return h.deadLetter(ctx, jb, step, fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, reason), rec.Attempts, nil), 0
+	}
+	delay := p.RetryDelay(rec.Attempts, 1+p.Jitter*h.spread(), retryAfter)
+	if err := h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, delay) }); err != nil {
+		// The job comes back after the queue's own visibility timeout instead.
+		jb.log.WarnContext(ctx, "set retry delay", slog.String("error", err.Error()))
+	}
+	jb.log.WarnContext(ctx, "retry", slog.Int("attempt", rec.Attempts), slog.Int("step", step), slog.String("reason", reason),
+		slog.Float64("retryInSeconds", delay.Seconds()))
+	return retry, delay
+}
+
+// deadLetter moves a job to the dead-letter queue with the reason. A turn the bot gave
+// up on is written to the history first, so the user message is not missing there.
+func (h *Handler) deadLetter(ctx context.Context, jb *job, step int, reason string, attempts int, extra map[string]string) outcome {
+	if step == -1 && jb.ch != nil && jb.j.Kind == message.KindTurn {
+		turn := jb.j.Turn()
+		x := message.Answer(turn, jb.j.CreatedAt, nil, h.now().UTC())
+		x.Owner, x.Failure, x.ExpiresAt = jb.m.MessageId, reason, jb.j.CreatedAt.Add(h.cfg.HistoryTTL)
+		if err := h.call(ctx, func(ctx context.Context) error { _, _, err := h.store.PutExchange(ctx, x); return err }); err != nil {
+			jb.log.WarnContext(ctx, "history of a failed turn", slog.String("error", err.Error()))
+		}
+	}
+	attrs := map[string]string{
+		message.AttrFailureReason: reason,
+		message.AttrAttempts:      strconv.Itoa(attempts),
+		message.AttrFailedAt:      h.now().UTC().Format(time.RFC3339),
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	if err := h.call(ctx, func(ctx context.Context) error { return h.queue.DeadLetter(ctx, jb.m, attrs) }); err != nil {
+		jb.log.ErrorContext(ctx, "dead-letter", slog.String("reason", reason), slog.String("error", err.Error()))
+		return retry // keep it on the queue: never drop a job
+	}
+	jb.log.ErrorContext(ctx, "dead-lettered", slog.String("reason", reason), slog.Int("attempts", attempts))
+	return done
+}
+
+// unavailable hands a job back after the minimum delay when Parley's own store or
+// queue failed: not the bot's or the receiver's fault, so no attempt is counted (the
+// redrive policy is the backstop).
+func (h *Handler) unavailable(ctx context.Context, jb *job, what string, err error) (outcome, time.Duration, error) {
+	jb.log.WarnContext(ctx, "unavailable", slog.String("what", what), slog.String("error", err.Error()))
+	d := DefaultPolicy.MinDelay
+	if jb.ch != nil {
+		d = jb.ch.Policy.MinDelay
+	}
+	_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, d) })
+	return retry, d, nil
+}
+
+func (h *Handler) dropTombstone(ctx context.Context, jb *job, x message.Exchange) {
+	if err := h.call(ctx, func(ctx context.Context) error { return h.store.DropTombstone(ctx, x) }); err != nil {
+		jb.log.WarnContext(ctx, "drop tombstone", slog.String("error", err.Error()))
+	}
+}
+
+// delay holds messages back for d, so a conversation resumes in order when its failed
+// job comes back rather than after the full visibility timeout.
+func (h *Handler) delay(ctx context.Context, msgs []events.SQSMessage, d time.Duration) {
+	if len(msgs) == 0 {
+		return
+	}
+	if err := h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, receipts(msgs), d) }); err != nil {
+		h.log.WarnContext(ctx, "hold back", slog.Int("messages", len(msgs)), slog.String("error", err.Error()))
+	}
+}
+
+// timeFor reports whether need fits before ctx's deadline with a margin for the
+// writes that settle a job.
+func (h *Handler) timeFor(ctx context.Context, need time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) >= need+h.cfg.CallTimeout
+}
+
+// call runs one store or queue call under the call timeout; it outlives a cancelled
+// ctx, so a job being settled is settled.
+func (h *Handler) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.CallTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+func (h *Handler) step(name string) error {
+	if h.crash == nil {
+		return nil
+	}
+	if err := h.crash(name); err != nil {
+		return fmt.Errorf("%w at %s: %v", errCrash, name, err)
 	}
 	return nil
 }
 
-// deliver makes one attempt and settles the record: true when it is done with
-// (delivered or dead-lettered), false when it is to be retried.
-func (h *Handler) deliver(ctx context.Context, m events.SQSMessage, rest []events.SQSMessage) bool {
-	log := h.log.With(slog.String("sqsMessageId", m.MessageId))
-	d, err := Decode(m)
-	if err != nil {
-		return h.deadLetter(ctx, log, m, err.Error(), h.failed(ctx, log, m))
-	}
-	log = log.With(slog.String("webhookId", d.ID))
-	out := h.sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
-	log = log.With(slog.Int("status", out.Status), slog.Float64("latencyMs", float64(out.Duration.Microseconds())/1000))
-
-	if out.Class == webhook.Delivered {
-		log.InfoContext(ctx, "delivered")
-		return true
-	}
-	attempt := h.failed(ctx, log, m)
-	log = log.With(slog.Int("attempt", attempt))
-	if out.Class == webhook.Permanent {
-		return h.deadLetter(ctx, log, m, "permanent failure: "+out.Reason, attempt)
-	}
-	if attempt >= h.policy.MaxAttempts {
-		return h.deadLetter(ctx, log, m, fmt.Sprintf("gave up after %d attempts: %s", attempt, out.Reason), attempt)
-	}
-	delay := h.retryDelay(attempt, out.RetryAfter)
-	if err := h.queue.ChangeVisibility(ctx, m.ReceiptHandle, delay); err != nil {
-		// The record comes back after the queue's own visibility timeout instead.
-		log.WarnContext(ctx, "set retry delay", slog.String("error", err.Error()))
-	}
-	// Hold the rest of the conversation back for as long, so the group resumes in
-	// order when the failed record comes back rather than after the full timeout.
-	h.holdBack(ctx, rest, delay)
-	log.WarnContext(ctx, "retry", slog.String("reason", out.Reason), slog.Float64("retryInSeconds", delay.Seconds()))
-	return false
-}
-
-// failed counts a failed attempt and returns the attempt's number. If the count cannot
-// be kept, SQS's receive count stands in: it only ever overcounts, so the budget still
-// ends.
-func (h *Handler) failed(ctx context.Context, log *slog.Logger, m events.SQSMessage) int {
-	n, err := h.attempts.Failed(ctx, m.MessageId, h.now())
-	if err != nil {
-		n, _ = strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
-		log.WarnContext(ctx, "count attempt", slog.String("error", err.Error()))
-	}
+func receives(m events.SQSMessage) int {
+	n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
 	return max(n, 1)
 }
 
-func (h *Handler) retryDelay(attempt int, retryAfter time.Duration) time.Duration {
-	spread := 1 + h.policy.Jitter*(2*rand.Float64()-1)
-	// Jitter spreads the delays but never takes one outside the configured bounds.
-	d := min(max(time.Duration(float64(h.policy.Delay(attempt))*spread), h.policy.MinDelay), h.policy.MaxDelay)
-	d = max(d, retryAfter)
-	return min(d, MaxVisibility)
-}
-
-func (h *Handler) holdBack(ctx context.Context, msgs []events.SQSMessage, d time.Duration) {
-	for _, m := range msgs {
-		if err := h.queue.ChangeVisibility(ctx, m.ReceiptHandle, d); err != nil {
-			h.log.WarnContext(ctx, "hold back", slog.String("sqsMessageId", m.MessageId), slog.String("error", err.Error()))
-		}
+func attr(m events.SQSMessage, name string) string {
+	if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
+		return *a.StringValue
 	}
-}
-
-func (h *Handler) deadLetter(ctx context.Context, log *slog.Logger, m events.SQSMessage, reason string, attempt int) bool {
-	if err := h.queue.DeadLetter(ctx, m, reason, attempt); err != nil {
-		log.ErrorContext(ctx, "dead-letter", slog.String("reason", reason), slog.String("error", err.Error()))
-		return false // keep it on the queue: never drop a message
-	}
-	log.ErrorContext(ctx, "dead-lettered", slog.String("reason", reason))
-	return true
+	return ""
 }
 
 func ids(msgs []events.SQSMessage) []string {
@@ -261,4 +586,24 @@ func ids(msgs []events.SQSMessage) []string {
 		out[i] = m.MessageId
 	}
 	return out
+}
+
+func receipts(msgs []events.SQSMessage) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ReceiptHandle
+	}
+	return out
+}
+
+// Single is Channels for a deployment with one channel: the default.
+func Single(ch *Channel) Channels { return single{ch} }
+
+type single struct{ ch *Channel }
+
+func (s single) Channel(ctx context.Context, id string) (*Channel, error) {
+	if id != s.ch.ID {
+		return nil, fmt.Errorf("%w: %q", ErrNoChannel, id)
+	}
+	return s.ch, nil
 }

@@ -13,52 +13,75 @@ import (
 // Source is a queue a poller receives from, as Lambda's event source mapping does.
 type Source interface {
 	Receive(ctx context.Context, max int, wait time.Duration) ([]events.SQSMessage, error)
-	Delete(ctx context.Context, receipt string) error
+	Ack(ctx context.Context, receipts []string) error
 }
 
-// Poll does outside Lambda what the SQS event source mapping does in it: workers
-// receive batches of up to 10, hand them to h, and delete the records h did not report
-// as failures. It returns when ctx is done, after the batches in hand are settled.
-func Poll(ctx context.Context, src Source, h *Handler, workers int, log *slog.Logger) {
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				msgs, err := src.Receive(ctx, 10, time.Second)
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						log.WarnContext(ctx, "receive", slog.String("error", err.Error()))
-						sleep(ctx, time.Second)
-					}
-					continue
-				}
-				if len(msgs) > 0 {
-					settle(context.WithoutCancel(ctx), src, h, msgs, log)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+// PollConfig tunes Poll; zero values take the defaults.
+type PollConfig struct {
+	// Budget is how long one batch may run, as the function timeout bounds an
+	// invocation: it must stay below the queue's visibility timeout, or a second
+	// worker would take the same conversation. Default FunctionTimeout(DefaultBotTimeout).
+	Budget time.Duration
+	// Batches is how many batches may run at once. A batch whose receiver hangs holds
+	// a slot, not a worker: the other conversations keep being received. Default 64.
+	Batches int
 }
 
-func settle(ctx context.Context, src Source, h *Handler, msgs []events.SQSMessage, log *slog.Logger) {
-	res, err := h.Handle(ctx, events.SQSEvent{Records: msgs})
-	if err != nil {
-		return // the whole batch comes back after its visibility timeout
+// Poll does outside Lambda what the SQS event source mapping does in it: it receives
+// batches of up to 10, runs each under its own deadline, and deletes the jobs the
+// handler neither reported as failures nor acknowledged itself. It returns when ctx
+// is done, after the batches in hand are settled.
+func Poll(ctx context.Context, src Source, h *Handler, cfg PollConfig, log *slog.Logger) {
+	if cfg.Budget <= 0 {
+		cfg.Budget = FunctionTimeout(DefaultBotTimeout)
 	}
-	failed := map[string]bool{}
-	for _, f := range res.BatchItemFailures {
-		failed[f.ItemIdentifier] = true
+	if cfg.Batches <= 0 {
+		cfg.Batches = 64
 	}
-	for _, m := range msgs {
-		if failed[m.MessageId] {
+	slots := make(chan struct{}, cfg.Batches)
+	var running sync.WaitGroup
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 			continue
 		}
-		if err := src.Delete(ctx, m.ReceiptHandle); err != nil {
-			log.WarnContext(ctx, "delete", slog.String("sqsMessageId", m.MessageId), slog.String("error", err.Error()))
+		msgs, err := src.Receive(ctx, 10, time.Second)
+		if err != nil || len(msgs) == 0 {
+			<-slots
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.WarnContext(ctx, "receive", slog.String("error", err.Error()))
+				sleep(ctx, time.Second)
+			}
+			continue
 		}
+		running.Add(1)
+		go func() {
+			defer func() { <-slots; running.Done() }()
+			settle(context.WithoutCancel(ctx), src, h, msgs, cfg.Budget, log)
+		}()
+	}
+	running.Wait()
+}
+
+func settle(ctx context.Context, src Source, h *Handler, msgs []events.SQSMessage, budget time.Duration, log *slog.Logger) {
+	batch, cancel := context.WithTimeout(ctx, budget)
+	failed, acked, err := h.Run(batch, msgs)
+	cancel()
+	if err != nil {
+		return // abandoned: the whole batch comes back after its visibility timeout
+	}
+	var done []string
+	for _, m := range msgs {
+		if !failed[m.MessageId] && !acked[m.MessageId] {
+			done = append(done, m.ReceiptHandle)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	if err := src.Ack(ctx, done); err != nil {
+		log.WarnContext(ctx, "delete", slog.Int("messages", len(done)), slog.String("error", err.Error()))
 	}
 }
 

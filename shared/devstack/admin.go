@@ -43,7 +43,7 @@ func (a *admin) routes(mux *http.ServeMux) {
 func (a *admin) guard(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "bearer") || a.auth.Authenticate(context.WithoutCancel(r.Context()), tok) != nil {
+		if !strings.EqualFold(scheme, "bearer") || !authenticated(r.Context(), a.auth, tok) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
 			_, _ = w.Write([]byte(`{"error":{"code":"invalid_token","message":"the token is not valid"}}`))
@@ -64,4 +64,9 @@ func limit(r *http.Request) int {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func authenticated(ctx context.Context, auth inbound.Authenticator, tok string) bool {
+	_, err := auth.Authenticate(context.WithoutCancel(ctx), tok)
+	return err == nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/envvar"
+	"github.com/parley-chat/parley/shared/inbound"
 )
 
 // Roles of a local stack process. Running the inbound and delivery roles as separate
@@ -29,17 +30,14 @@ type Config struct {
 	// and SQS instead of the embedded store and queue.
 	TableName, QueueURL, DeadLetterQueueURL string
 
-	Addr            string // listen address; default 127.0.0.1:8080
-	Token           string
-	ResponseURL     string // empty: the built-in inbox
-	Bot             string
-	BotOptions      bot.Options
-	SigningSecrets  string // empty: a fresh secret is made at start
-	Policy          delivery.Policy
-	DeliveryTimeout time.Duration
-	RecordTTL       time.Duration
-	BotTimeout      time.Duration
-	Workers         int
+	Addr           string // listen address; default 127.0.0.1:8080
+	Token          string
+	ResponseURL    string // empty: the built-in inbox
+	Bot            string
+	BotOptions     bot.Options
+	SigningSecrets string // empty: a fresh secret is made at start
+	Delivery       delivery.Settings
+	RecordTTL      time.Duration
 }
 
 // ConfigFromEnv reads the configuration through getenv and reports every bad variable
@@ -52,15 +50,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ResponseURL:        getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
 		Bot:                r.String("PARLEY_BOT", "echo"),
 		SigningSecrets:     getenv("PARLEY_SIGNING_SECRET"),
-		RecordTTL:          r.Duration("PARLEY_RECORD_TTL", 7*24*time.Hour, time.Minute, 365*24*time.Hour),
-		BotTimeout:         r.Duration("PARLEY_BOT_TIMEOUT", 10*time.Second, time.Millisecond, 25*time.Second),
-		Workers:            4,
+		RecordTTL:          r.Duration("PARLEY_RECORD_TTL", inbound.MinRecordTTL, inbound.MinRecordTTL, 365*24*time.Hour),
 		Role:               r.String("PARLEY_DEV_ROLE", RoleAll),
 		TableName:          getenv("PARLEY_TABLE_NAME"),
 		QueueURL:           getenv("PARLEY_QUEUE_URL"),
 		DeadLetterQueueURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"),
 	}
-	c.Policy, c.DeliveryTimeout = delivery.ConfigFromEnv(r)
+	c.Delivery = delivery.ConfigFromEnv(r)
 	switch {
 	case c.Role != RoleAll && c.Role != RoleInbound && c.Role != RoleDelivery:
 		r.Check(fmt.Errorf("PARLEY_DEV_ROLE=%q: want all, inbound or delivery", c.Role))

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,13 +26,17 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/inmem"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
-// InboxPath is where the built-in inbox listens on the local stack's own server.
-const InboxPath = "/_parley/inbox"
+// Paths the local stack serves beside the API. Nothing under /_parley/ is deployed.
+const (
+	ConsolePrefix = "/_parley/"
+	InboxPath     = "/_parley/inbox"
+)
 
 // queue is what the stack needs of its queue: the inbound side, the worker's side and
 // the operator's side. The embedded queue and the SQS adapter both have it all.
@@ -44,9 +50,8 @@ type queue interface {
 
 // store is what the stack needs of its store.
 type store interface {
-	inbound.Records
-	inbound.History
-	delivery.Attempts
+	inbound.Store
+	delivery.Store
 	bot.HistoryReader
 }
 
@@ -70,6 +75,13 @@ type Stack struct {
 	workers sync.WaitGroup
 }
 
+// Server timeouts: a client dripping its body or holding an idle connection does not
+// hold a connection for ever.
+const (
+	readTimeout = 30 * time.Second
+	idleTimeout = 2 * time.Minute
+)
+
 // Start starts the stack and returns once it is listening. out receives what the
 // inbox prints; log the request and delivery lines.
 func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
@@ -83,7 +95,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 		}
 	} else {
 		s.Store = inmem.NewStore()
-		s.Queue = inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: 30 * time.Second, MaxReceives: delivery.MaxReceives})
+		s.Queue = inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: delivery.VisibilityTimeout(cfg.Delivery.BotTimeout), MaxReceives: delivery.MaxReceives})
 		st, s.queue = s.Store, s.Queue
 	}
 
@@ -100,51 +112,77 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	if s.SigningSecrets == "" {
 		s.SigningSecrets = newSecret()
 	}
-	signer, err := webhook.NewSigner(s.SigningSecrets)
-	if err == nil && s.ResponseURL == "" {
-		err = errors.New("PARLEY_RESPONSE_ENDPOINT_URL is required for the delivery role: it has no inbox")
-	}
-	var sender *webhook.Sender
-	if err == nil {
-		sender, err = webhook.NewSender(webhook.Config{URL: s.ResponseURL, Timeout: cfg.DeliveryTimeout, Signer: signer})
-	}
-	if err != nil {
+	closeAll := func(err error) (*Stack, error) {
 		if ln != nil {
 			ln.Close()
 		}
 		return nil, err
 	}
+	if s.ResponseURL == "" {
+		return closeAll(errors.New("PARLEY_RESPONSE_ENDPOINT_URL is required for the delivery role: it has no inbox"))
+	}
+	var ch *delivery.Channel
+	if cfg.Role != RoleInbound {
+		if ch, err = defaultChannel(cfg, s, st); err != nil {
+			return closeAll(err)
+		}
+	}
 
 	if ln != nil {
-		opts := cfg.BotOptions
-		opts.History = st
-		b, err := bot.New(cfg.Bot, opts)
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
 		secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
 		auth := token.NewStatic(cfg.Token)
-		in := inbound.New(st, s.queue, b, auth, inbound.Config{RecordTTL: cfg.RecordTTL, BotTimeout: cfg.BotTimeout, History: st}, log)
+		in := inbound.New(st, s.queue, auth, inbound.Config{RecordTTL: cfg.RecordTTL}, log)
 		mux := http.NewServeMux()
 		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
 		(&admin{queue: s.queue, auth: auth}).routes(mux)
-		mux.Handle("/", in)
-		s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.srv = &http.Server{Handler: route(mux, in), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 		go func() { s.served <- s.srv.Serve(ln) }()
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if cfg.Role != RoleInbound {
-		h := delivery.New(sender, s.queue, st, cfg.Policy, cfg.DeliveryTimeout, log)
+	if ch != nil {
+		h := delivery.New(st, s.queue, delivery.Single(ch), delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL}, log)
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
-			delivery.Poll(ctx, s.queue, h, cfg.Workers, log)
+			delivery.Poll(ctx, s.queue, h, delivery.PollConfig{Budget: delivery.FunctionTimeout(cfg.Delivery.BotTimeout)}, log)
 		}()
 	}
 	return s, nil
+}
+
+// defaultChannel is the channel the stack's settings describe.
+func defaultChannel(cfg Config, s *Stack, st store) (*delivery.Channel, error) {
+	signer, err := webhook.NewSigner(s.SigningSecrets)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := webhook.NewSender(webhook.Config{URL: s.ResponseURL, Timeout: cfg.Delivery.SendTimeout, Signer: signer})
+	if err != nil {
+		return nil, err
+	}
+	opts := cfg.BotOptions
+	opts.History = st
+	b, err := bot.New(cfg.Bot, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: cfg.Delivery.BotTimeout, Sender: sender,
+		SendTimeout: cfg.Delivery.SendTimeout, Policy: cfg.Delivery.Policy}, nil
+}
+
+// route sends /_parley/ to the stack's own pages and everything else to the API.
+// Paths are not cleaned or redirected: "//" or "/./" is the API's JSON 404, as in AWS.
+func route(local *http.ServeMux, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasPrefix(p, ConsolePrefix) && (path.Clean(p) == p || path.Clean(p)+"/" == p) {
+			local.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // awsBackend connects to DynamoDB and SQS — in AWS, or emulators through
@@ -195,15 +233,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 	if cfg.TableName != "" {
 		backend = "DynamoDB table " + cfg.TableName + " and SQS queue " + cfg.QueueURL
 	}
-	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n\n",
-		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, secretNote(cfg.SigningSecrets, s.SigningSecrets), cfg.Policy.MaxAttempts, cfg.Policy.MinDelay, cfg.Policy.MaxDelay, backend)
+	p := cfg.Delivery.Policy
+	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s (answers after the POST, within %s)\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n\n",
+		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, cfg.Delivery.BotTimeout, secretNote(cfg.SigningSecrets, s.SigningSecrets), p.MaxAttempts, p.MinDelay, p.MaxDelay, backend)
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:
 		s.served <- err
 	}
 	fmt.Fprintln(out, "\nshutting down…")
-	shutdown, cancel := context.WithTimeout(context.Background(), cfg.DeliveryTimeout+5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), cfg.Delivery.BotTimeout+cfg.Delivery.SendTimeout+5*time.Second)
 	defer cancel()
 	return s.Close(shutdown)
 }

@@ -2,10 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -14,123 +12,64 @@ import (
 	"github.com/parley-chat/parley/shared/message"
 )
 
-// A conversation's history is one partition, pk "hist#<botpressConversationId>", sorted
-// by sk = Entry.SortKey (time, position in the turn, id): a Query reads it in order in
-// either direction, and TTL on expiresAt forgets it.
-
-const (
-	attrID        = "id"
-	attrDirection = "direction"
-	attrType      = "type"
-	attrPayload   = "payload"
-	attrUserID    = "userId"
-	attrMessageID = "messageId"
-	attrInReplyTo = "inReplyTo"
-	maxBatchWrite = 25
-)
-
-func historyPK(conversationRef string) types.AttributeValue { return str("hist#" + conversationRef) }
-
-// AppendHistory writes entries with BatchWriteItem, 25 at a time, retrying what
-// DynamoDB leaves unprocessed. The keys are deterministic, so a retried write
-// overwrites with the same item.
-func (s *Store) AppendHistory(ctx context.Context, conversationRef string, entries []message.Entry, expiresAt time.Time) error {
-	for chunk := range slices.Chunk(entries, maxBatchWrite) {
-		var reqs []types.WriteRequest
-		for _, e := range chunk {
-			item := map[string]types.AttributeValue{
-				attrPK: historyPK(conversationRef), attrSK: str(e.SortKey()),
-				attrID: str(e.ID), attrDirection: str(e.Direction), attrType: str(e.Type), attrPayload: str(string(e.Payload)),
-				attrUserID: str(e.UserID), attrCreatedAt: num(e.CreatedAt.UnixMilli()), attrExpiresAt: num(expiresAt.Unix()),
-			}
-			if e.MessageID != "" {
-				item[attrMessageID] = str(e.MessageID)
-			}
-			if e.InReplyTo != "" {
-				item[attrInReplyTo] = str(e.InReplyTo)
-			}
-			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+// HistoryPage implements inbound.Store: one Query, newest exchange first, from the
+// cursor's exchange (inclusive) down; an exchange holds a user message and its
+// answers, so limit exchanges always fill a page of limit entries.
+func (s *Store) HistoryPage(ctx context.Context, channel, conversationRef string, limit int, cursor string) ([]message.Entry, string, error) {
+	var cur message.Cursor
+	upper := "h#~"
+	if cursor != "" {
+		var err error
+		if cur, err = message.ParseCursor(cursor); err != nil {
+			return nil, "", err
 		}
-		pending := map[string][]types.WriteRequest{s.table: reqs}
-		for attempt := 0; len(pending[s.table]) > 0; attempt++ {
-			if attempt == 5 {
-				return fmt.Errorf("append history: %d items left unprocessed", len(pending[s.table]))
-			}
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
-				}
-			}
-			out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return fmt.Errorf("append history: %w", err)
-			}
-			pending = out.UnprocessedItems
-		}
+		upper = exchangeSK(cur.CreatedAt, cur.Ref)
 	}
-	return nil
-}
-
-// RecentHistory returns the last limit entries of a conversation, oldest first.
-func (s *Store) RecentHistory(ctx context.Context, conversationRef string, limit int) ([]message.Entry, error) {
-	entries, _, err := s.queryHistory(ctx, conversationRef, limit, "", time.Now())
-	slices.Reverse(entries)
-	return entries, err
-}
-
-// HistoryPage returns up to limit entries, newest first, older than the sort key
-// after (from the start when empty), and the key for the next page ("" at the end).
-func (s *Store) HistoryPage(ctx context.Context, conversationRef string, limit int, after string) ([]message.Entry, string, error) {
-	return s.queryHistory(ctx, conversationRef, limit, after, time.Now())
-}
-
-func (s *Store) queryHistory(ctx context.Context, conversationRef string, limit int, after string, now time.Time) ([]message.Entry, string, error) {
 	in := &dynamodb.QueryInput{
 		TableName:              &s.table,
-		KeyConditionExpression: aws.String("pk = :pk"),
-		// TTL deletes lazily: hide what has expired but is still there.
-		FilterExpression:          aws.String("#exp >= :now"),
-		ExpressionAttributeNames:  map[string]string{"#exp": attrExpiresAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": historyPK(conversationRef), ":now": num(now.Unix())},
-		ScanIndexForward:          aws.Bool(false),
-		Limit:                     aws.Int32(int32(limit + 1)),
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+		// TTL deletes lazily: hide what has expired but is still there, and the
+		// tombstones of erased conversations.
+		FilterExpression:         aws.String("#exp >= :now AND attribute_not_exists(#t)"),
+		ExpressionAttributeNames: map[string]string{"#exp": attrExpiresAt, "#t": attrTombstone},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(partitionKey(channel, conversationRef)), ":lo": str("h#"), ":hi": str(upper), ":now": num(s.now().Unix()),
+		},
+		ScanIndexForward: aws.Bool(false),
+		Limit:            aws.Int32(int32(limit + 1)),
 	}
-	if after != "" {
-		in.ExclusiveStartKey = map[string]types.AttributeValue{attrPK: historyPK(conversationRef), attrSK: str(after)}
-	}
-	var out []message.Entry
+	var xs []message.Exchange
+	entries := 0
+	more := false
 	for {
 		page, err := s.client.Query(ctx, in)
 		if err != nil {
 			return nil, "", fmt.Errorf("query history: %w", err)
 		}
 		for _, item := range page.Items {
-			out = append(out, decodeEntry(item))
+			if x, ok := decodeExchange(item); ok {
+				xs = append(xs, x)
+				entries += len(x.Entries)
+			}
 		}
-		if len(out) > limit || len(page.LastEvaluatedKey) == 0 {
+		more = len(page.LastEvaluatedKey) > 0
+		if !more || entries-cur.Skip > limit {
 			break
 		}
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
-	if len(out) > limit {
-		return out[:limit], out[limit-1].SortKey(), nil
+	if cur.Ref != "" && (len(xs) == 0 || xs[0].Ref != cur.Ref) {
+		cur.Skip = 0 // the cursor's exchange expired or was erased: go on from the next
 	}
-	return out, "", nil
+	out, next := message.Page(xs, cur, limit, more)
+	return out, next, nil
 }
 
-func decodeEntry(item map[string]types.AttributeValue) message.Entry {
-	e := message.Entry{
-		ID: getStr(item, attrID), Direction: getStr(item, attrDirection), Type: getStr(item, attrType),
-		Payload: json.RawMessage(getStr(item, attrPayload)), UserID: getStr(item, attrUserID),
-		MessageID: getStr(item, attrMessageID), InReplyTo: getStr(item, attrInReplyTo),
-	}
-	if ms, ok := getNum(item, attrCreatedAt); ok {
-		e.CreatedAt = time.UnixMilli(ms).UTC()
-	}
-	// The sort key carries the position in the turn.
-	var ms int64
-	fmt.Sscanf(getStr(item, attrSK), "%013d.%03d#", &ms, &e.Seq)
-	return e
+// RecentHistory returns the last limit entries of a conversation, oldest first: what
+// the llm bot reads.
+func (s *Store) RecentHistory(ctx context.Context, channel, conversationRef string, limit int) ([]message.Entry, error) {
+	entries, _, err := s.HistoryPage(ctx, channel, conversationRef, limit, "")
+	slices.Reverse(entries)
+	return entries, err
 }
+

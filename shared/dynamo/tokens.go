@@ -15,6 +15,7 @@ import (
 
 // Tokens live in one partition, pk "token", sk the token's SHA-256: a key read to
 // check one, a query to list them.
+const tokenPK = "token"
 
 func tokenKey(hash string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(tokenPK), attrSK: str(hash)}
@@ -24,7 +25,13 @@ func tokenKey(hash string) map[string]types.AttributeValue {
 func (s *Store) PutToken(ctx context.Context, t message.Token) error {
 	item := tokenKey(t.Hash)
 	item[attrName] = str(t.Name)
-	item[attrCreatedAt] = str(t.CreatedAt.UTC().Format(time.RFC3339))
+	item[attrCreated] = str(t.CreatedAt.UTC().Format(time.RFC3339))
+	if t.Channel != "" {
+		item[attrChannel] = str(t.Channel)
+	}
+	if t.Scope != "" {
+		item[attrScope] = str(t.Scope)
+	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
@@ -97,8 +104,8 @@ func (s *Store) queryTokens(ctx context.Context, prefix string) ([]message.Token
 }
 
 func decodeToken(item map[string]types.AttributeValue) message.Token {
-	t := message.Token{Hash: getStr(item, attrSK), Name: getStr(item, attrName)}
-	t.CreatedAt, _ = time.Parse(time.RFC3339, getStr(item, attrCreatedAt))
+	t := message.Token{Hash: getStr(item, attrSK), Name: getStr(item, attrName), Channel: getStr(item, attrChannel), Scope: getStr(item, attrScope)}
+	t.CreatedAt, _ = time.Parse(time.RFC3339, getStr(item, attrCreated))
 	return t
 }
 

@@ -2,14 +2,14 @@ package inbound
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,322 +19,233 @@ import (
 	"github.com/parley-chat/parley/shared/message"
 )
 
-// Records stores idempotency records with conditional writes.
-type Records interface {
-	// Acquire writes rec unless a live record exists for rec.Key: one that has not
-	// expired and is completed or in progress under an unexpired lease. When it
-	// exists, Acquire returns it with acquired false.
-	Acquire(ctx context.Context, rec message.Record, now time.Time) (existing message.Record, acquired bool, err error)
-	// Complete marks the record completed with the response to replay, if leaseID
-	// still holds it; otherwise it returns message.ErrLeaseLost.
-	Complete(ctx context.Context, key, leaseID string, response []byte, expiresAt time.Time) error
-	// Release deletes the record if leaseID still holds it, so a retry can run.
-	Release(ctx context.Context, key, leaseID string) error
+// Store keeps what the inbound side writes and reads.
+type Store interface {
+	// Accept writes rec unless a live record exists under its key: one that has not
+	// expired. When one exists, Accept returns it with accepted false.
+	Accept(ctx context.Context, rec message.Record, now time.Time) (existing message.Record, accepted bool, err error)
+	// Exchanged reports whether the delivery side has stored the exchange of rec: its
+	// job has run, so sending it again would only make a copy.
+	Exchanged(ctx context.Context, rec message.Record) (bool, error)
+	// HistoryPage returns up to limit entries of a conversation, newest first, from
+	// the cursor a previous page returned ("" for the newest), and the next cursor
+	// ("" after the oldest).
+	HistoryPage(ctx context.Context, channel, conversationRef string, limit int, cursor string) ([]message.Entry, string, error)
 }
 
-// Queue hands bot messages to delivery.
+// Queue hands jobs to the delivery side.
 type Queue interface {
-	// Send enqueues all messages, in order. Messages whose ID was sent recently are
-	// dropped as duplicates.
-	Send(ctx context.Context, msgs []message.Delivery) error
-}
-
-// Bot answers a turn with zero or more messages before ctx's deadline.
-type Bot interface {
-	Reply(ctx context.Context, turn message.Turn) ([]message.Reply, error)
+	// Send enqueues j in its conversation's FIFO group, with its Ref as the
+	// deduplication id: a copy sent within five minutes is dropped. resend marks a copy
+	// sent by a replayed request, which the delivery side checks before running.
+	Send(ctx context.Context, j message.Job, resend bool) error
 }
 
 // Authenticator checks an API token.
 type Authenticator interface {
-	// Authenticate returns nil for a valid token, an error of kind Unauthorized for
-	// an unknown one, and any other error when it cannot tell.
-	Authenticate(ctx context.Context, token string) error
-}
-
-// History keeps every accepted user message and every bot message per conversation.
-type History interface {
-	AppendHistory(ctx context.Context, conversationRef string, entries []message.Entry, expiresAt time.Time) error
-	HistoryPage(ctx context.Context, conversationRef string, limit int, after string) ([]message.Entry, string, error)
+	// Authenticate returns the stored token for a valid one, an error of kind
+	// Unauthorized for an unknown one, and any other error when it cannot tell.
+	Authenticate(ctx context.Context, token string) (message.Token, error)
 }
 
 // Config tunes the handler; zero values take the defaults.
 type Config struct {
-	// History, when set, records each turn after it completes and serves
-	// GET /v1/conversations/{conversationId}/messages.
-	History    History
-	HistoryTTL time.Duration // default 30 days
-	RecordTTL  time.Duration // how long a messageId is remembered; default 7 days
-	BotTimeout time.Duration // default 10s
-	// Lease is how long an in-progress record blocks duplicates before a retry may take
-	// over. It must outlast the bot and the enqueue; default BotTimeout + 10s.
-	Lease time.Duration
+	// RecordTTL is how long a messageId is remembered; at least MinRecordTTL.
+	RecordTTL time.Duration
+	// CallTimeout bounds each store and queue call, so a hung dependency answers 503
+	// rather than running into the function's or API Gateway's timeout. Default 3s.
+	CallTimeout time.Duration
 }
 
-// Handler serves the inbound contract.
+// MinRecordTTL keeps a record at least as long as the queue keeps its job (14 days),
+// plus a day: the delivery side counts attempts in it and reads its absence as an
+// erased conversation.
+const MinRecordTTL = 15 * 24 * time.Hour
+
+// DefaultCallTimeout is Config.CallTimeout's default.
+const DefaultCallTimeout = 3 * time.Second
+
+// resendWindow is how long after a record was written a replay may send its job again
+// without checking: within SQS FIFO's five-minute deduplication window a copy is
+// dropped by the queue itself.
+const resendWindow = 4*time.Minute + 30*time.Second
+
+// Handler serves the HTTP API.
 type Handler struct {
-	records Records
-	queue   Queue
-	bot     Bot
-	auth    Authenticator
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	// crash, when set by tests, is called between the steps of a turn; returning an
-	// error aborts the turn there as a crash would, leaving the record as it is.
+	store Store
+	queue Queue
+	auth  Authenticator
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	// crash, when set by tests, is called between the steps of an acceptance;
+	// returning an error aborts it there as a crash would.
 	crash func(step string) error
 }
 
-// maxRetryAfter caps the Retry-After of a 409 in_progress.
-const maxRetryAfter = 2 * time.Second
-
 // New returns a Handler. log receives one line per request.
-func New(records Records, queue Queue, bot Bot, auth Authenticator, cfg Config, log *slog.Logger) *Handler {
-	if cfg.RecordTTL <= 0 {
-		cfg.RecordTTL = 7 * 24 * time.Hour
+func New(store Store, queue Queue, auth Authenticator, cfg Config, log *slog.Logger) *Handler {
+	cfg.RecordTTL = max(cfg.RecordTTL, MinRecordTTL)
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
-	if cfg.BotTimeout <= 0 {
-		cfg.BotTimeout = 10 * time.Second
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = cfg.BotTimeout + 10*time.Second
-	}
-	if cfg.HistoryTTL <= 0 {
-		cfg.HistoryTTL = 30 * 24 * time.Hour
-	}
-	return &Handler{records: records, queue: queue, bot: bot, auth: auth, cfg: cfg, log: log, now: time.Now}
+	return &Handler{store: store, queue: queue, auth: auth, cfg: cfg, log: log, now: time.Now}
 }
 
-// Handle serves one API Gateway HTTP API request. It never returns an error: every
-// failure is a JSON answer, so API Gateway never turns it into an opaque 500.
-func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	start := time.Now()
-	res, note := h.serve(ctx, req)
-	attrs := []slog.Attr{
-		// The Lambda logger adds the invocation's requestId; this is API Gateway's.
-		slog.String("apiRequestId", req.RequestContext.RequestID),
-		slog.String("method", req.RequestContext.HTTP.Method),
-		slog.Int("status", res.StatusCode),
-		slog.String("outcome", note.outcome),
-		slog.Float64("latencyMs", float64(time.Since(start).Microseconds())/1000),
-	}
-	if note.messageID != "" {
-		attrs = append(attrs, slog.String("messageId", note.messageID))
-	}
-	if note.replies > 0 {
-		attrs = append(attrs, slog.Int("replies", note.replies))
-	}
-	level := slog.LevelInfo
-	if note.err != nil {
-		// The cause of a 5xx: from our adapters, never the caller's text or token.
-		attrs = append(attrs, slog.String("error", note.err.Error()))
-		if res.StatusCode >= 500 {
-			level = slog.LevelError
-		}
-	}
-	h.log.LogAttrs(ctx, level, "inbound", attrs...)
-	return res, nil
+// request is one API request as the routes see it.
+type request struct {
+	method, path string
+	params       []string // the path's {parameters}, unescaped
+	query        url.Values
+	badQuery     bool // the query string did not parse
+	headers      map[string]string
+	token        message.Token
+	// body reads the body, at most message.MaxBodyBytes; it is called only after the
+	// route and the token are known to be good.
+	body func() ([]byte, error)
+}
+
+// response is an answer with its log line.
+type response struct {
+	status  int
+	headers map[string]string
+	body    []byte
+	note    note
 }
 
 // note is what the log line says about a request.
 type note struct {
 	outcome   string
 	messageID string
-	replies   int
 	err       error
 }
 
-func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, note) {
-	path := routePath(req)
-	method := req.RequestContext.HTTP.Method
-	conversationID, isHistory := historyRoute(path)
-	isHistory = isHistory && h.cfg.History != nil
-	allow := "POST"
-	if isHistory {
-		allow = "GET"
-	}
-	if path != "/" && !isHistory {
-		return errorResponse(&message.Error{Kind: message.NotFound, Code: "not_found", Message: "no such path; POST messages to the root of the webhook URL"}), note{outcome: "not_found"}
-	}
-	if method != allow {
-		res := errorResponse(&message.Error{Kind: message.MethodNotAllowed, Code: "method_not_allowed", Message: fmt.Sprintf("method %s is not allowed; use %s", clipMethod(method), allow)})
-		res.Headers["Allow"] = allow
-		return res, note{outcome: "method_not_allowed"}
-	}
-	if err := h.authenticate(ctx, header(req.Headers, "authorization")); err != nil {
-		return errorResponse(err), note{outcome: "unauthorized", err: causeOf(err)}
-	}
-	if isHistory {
-		return h.listHistory(ctx, conversationID, req.QueryStringParameters, req.RawQueryString)
-	}
-	body, err := requestBody(req)
-	if err != nil {
-		outcome := "bad_request"
-		if message.KindOf(err) == message.TooLarge {
-			outcome = "too_large"
-		}
-		return errorResponse(err), note{outcome: outcome}
-	}
-	in, err := message.DecodeInbound(body)
-	if err != nil {
-		return errorResponse(err), note{outcome: "bad_request"}
-	}
-	return h.accept(ctx, in)
+// route is one method and path of the API.
+type route struct {
+	method  string
+	pattern string // segments; {} is a parameter
+	scope   string // the token scope it needs
+	serve   func(h *Handler, ctx context.Context, r *request) response
 }
 
-func (h *Handler) authenticate(ctx context.Context, authorization string) error {
+var routes = []route{
+	{"POST", "/", message.ScopeBackend, (*Handler).accept},
+	{"GET", "/v1/conversations/{}/messages", message.ScopeBackend, (*Handler).history},
+}
+
+// Handle serves one API Gateway HTTP API request. It never returns an error: every
+// failure is a JSON answer, so API Gateway never turns it into an opaque 500.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	r := &request{
+		method:  req.RequestContext.HTTP.Method,
+		path:    routePath(req),
+		headers: req.Headers,
+		body:    func() ([]byte, error) { return eventBody(req) },
+	}
+	r.query, r.badQuery = queryOf(req)
+	res := h.serve(ctx, r, req.RequestContext.RequestID)
+	return events.APIGatewayV2HTTPResponse{StatusCode: res.status, Headers: res.headers, Body: string(res.body)}, nil
+}
+
+func (h *Handler) serve(ctx context.Context, r *request, requestID string) response {
+	start := time.Now()
+	res := h.dispatch(ctx, r)
+	attrs := []slog.Attr{
+		// The Lambda logger adds the invocation's requestId; this is API Gateway's.
+		slog.String("apiRequestId", requestID),
+		slog.String("method", clip(r.method, 16)),
+		slog.Int("status", res.status),
+		slog.String("outcome", res.note.outcome),
+		slog.Float64("latencyMs", float64(time.Since(start).Microseconds())/1000),
+	}
+	if r.token.Channel != "" {
+		attrs = append(attrs, slog.String("channel", r.token.Channel))
+	}
+	if res.note.messageID != "" {
+		attrs = append(attrs, slog.String("messageId", res.note.messageID))
+	}
+	level := slog.LevelInfo
+	if res.note.err != nil {
+		// The cause of a 5xx: from our adapters, never the caller's text or token.
+		attrs = append(attrs, slog.String("error", res.note.err.Error()))
+		if res.status >= 500 {
+			level = slog.LevelError
+		}
+	}
+	h.log.LogAttrs(ctx, level, "inbound", attrs...)
+	return res
+}
+
+func (h *Handler) dispatch(ctx context.Context, r *request) response {
+	var allowed []string
+	var match *route
+	for i := range routes {
+		params, ok := matchPath(routes[i].pattern, r.path)
+		if !ok {
+			continue
+		}
+		allowed = append(allowed, routes[i].method)
+		if routes[i].method == r.method {
+			match, r.params = &routes[i], params
+		}
+	}
+	if len(allowed) == 0 {
+		return fail(&message.Error{Kind: message.NotFound, Code: "not_found", Message: "no such path; POST messages to the root of the webhook URL"}, "not_found")
+	}
+	if match == nil {
+		res := fail(&message.Error{Kind: message.MethodNotAllowed, Code: "method_not_allowed",
+			Message: fmt.Sprintf("method %s is not allowed; use %s", clip(r.method, 16), strings.Join(allowed, " or "))}, "method_not_allowed")
+		res.headers["Allow"] = strings.Join(allowed, ", ")
+		return res
+	}
+	tok, err := h.authenticate(ctx, header(r.headers, "authorization"))
+	if err != nil {
+		return fail(err, "unauthorized")
+	}
+	if scope := scopeOf(tok); scope != match.scope {
+		return fail(&message.Error{Kind: message.Forbidden, Code: "wrong_scope",
+			Message: fmt.Sprintf("this token has scope %q; %s %s needs a %q token", scope, match.method, match.pattern, match.scope)}, "forbidden")
+	}
+	r.token = tok
+	return match.serve(h, ctx, r)
+}
+
+func scopeOf(t message.Token) string {
+	if t.Scope == "" {
+		return message.ScopeBackend
+	}
+	return t.Scope
+}
+
+func (h *Handler) authenticate(ctx context.Context, authorization string) (message.Token, error) {
 	if authorization == "" {
-		return &message.Error{Kind: message.Unauthorized, Code: "missing_token", Message: "the Authorization header is missing; send Authorization: bearer <token>"}
+		return message.Token{}, &message.Error{Kind: message.Unauthorized, Code: "missing_token", Message: "the Authorization header is missing; send Authorization: bearer <token>"}
 	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" || strings.ContainsAny(token, " \t") {
-		return &message.Error{Kind: message.Unauthorized, Code: "invalid_authorization", Message: "the Authorization header must be: bearer <token>"}
+	scheme, plain, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	plain = strings.TrimSpace(plain)
+	if !ok || !strings.EqualFold(scheme, "bearer") || plain == "" || strings.ContainsAny(plain, " \t") {
+		return message.Token{}, &message.Error{Kind: message.Unauthorized, Code: "invalid_authorization", Message: "the Authorization header must be: bearer <token>"}
 	}
-	if err := h.auth.Authenticate(ctx, token); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	defer cancel()
+	tok, err := h.auth.Authenticate(ctx, plain)
+	if err != nil {
 		if message.KindOf(err) == message.Unauthorized {
-			return &message.Error{Kind: message.Unauthorized, Code: "invalid_token", Message: "the token is not valid"}
+			return message.Token{}, &message.Error{Kind: message.Unauthorized, Code: "invalid_token", Message: "the token is not valid"}
 		}
-		return &message.Error{Kind: message.Unavailable, Code: "auth_unavailable", Message: "the token could not be checked; retry later", Err: err}
+		return message.Token{}, &message.Error{Kind: message.Unavailable, Code: "auth_unavailable", Message: "the token could not be checked; retry later", Err: err}
 	}
-	return nil
+	if tok.Channel == "" {
+		tok.Channel = message.DefaultChannel
+	}
+	return tok, nil
 }
 
-func (h *Handler) accept(ctx context.Context, in message.Inbound) (events.APIGatewayV2HTTPResponse, note) {
-	n := note{messageID: in.MessageID}
-	now := h.now()
-	turn := message.Turn{
-		Message:         in,
-		UserRef:         message.UserRef(in.UserID),
-		ConversationRef: message.ConversationRef(in.ConversationID),
-		MessageRef:      message.MessageRef(in.ConversationID, in.MessageID),
-	}
-	rec := message.Record{
-		Key:         turn.MessageRef,
-		Status:      message.InProgress,
-		RequestHash: in.Hash(),
-		LeaseID:     newLeaseID(),
-		LeaseUntil:  now.Add(h.cfg.Lease),
-		ExpiresAt:   now.Add(h.cfg.RecordTTL),
-	}
-	existing, acquired, err := h.records.Acquire(ctx, rec, now)
-	if err != nil {
-		n.outcome, n.err = "store_failed", err
-		return errorResponse(unavailable("store_unavailable", err)), n
-	}
-	if !acquired {
-		return h.duplicate(existing, rec, now, n)
-	}
-
-	fail := func(outcome string, e *message.Error) (events.APIGatewayV2HTTPResponse, note) {
-		// Release the lease so the caller's retry can run the turn at once. If the
-		// release fails too, the lease expires on its own.
-		if err := h.records.Release(context.WithoutCancel(ctx), rec.Key, rec.LeaseID); err != nil && !errors.Is(err, message.ErrLeaseLost) {
-			e.Err = errors.Join(e.Err, fmt.Errorf("release lease: %w", err))
-		}
-		n.outcome, n.err = outcome, e.Err
-		return errorResponse(e), n
-	}
-	if err := h.step("leased"); err != nil {
-		n.outcome, n.err = "crashed", err
-		return errorResponse(unavailable("crashed", err)), n
-	}
-
-	botCtx, cancel := context.WithTimeout(ctx, h.cfg.BotTimeout)
-	replies, err := h.bot.Reply(botCtx, turn)
-	cancel()
-	if err == nil {
-		err = checkReplies(replies)
-	}
-	if err != nil {
-		var busy *message.BotBusyError
-		if errors.As(err, &busy) {
-			return fail("bot_busy", &message.Error{Kind: message.Unavailable, Code: "bot_unavailable", RetryAfter: busy.RetryAfter,
-				Message: "the bot is overloaded or rate limited; retry with the same messageId later", Err: err})
-		}
-		msg := "the bot failed to answer; retry with the same messageId"
-		if errors.Is(err, context.DeadlineExceeded) {
-			msg = "the bot did not answer in time; retry with the same messageId"
-		}
-		return fail("bot_failed", &message.Error{Kind: message.BotFailed, Code: "bot_failed", Message: msg, Err: err})
-	}
-	deliveries, err := deliveriesFor(turn, replies)
-	if err != nil {
-		return fail("bot_failed", &message.Error{Kind: message.BotFailed, Code: "bot_failed", Message: "the bot answered with a message that cannot be sent", Err: err})
-	}
-	if len(deliveries) > 0 {
-		if err := h.queue.Send(ctx, deliveries); err != nil {
-			return fail("queue_failed", unavailable("queue_unavailable", err))
-		}
-	}
-	n.replies = len(deliveries)
-	if err := h.step("enqueued"); err != nil {
-		n.outcome, n.err = "crashed", err
-		return errorResponse(unavailable("crashed", err)), n
-	}
-
-	body, err := acceptedBody(turn, now)
-	if err != nil {
-		return fail("internal", &message.Error{Kind: message.Internal, Code: "internal", Message: "internal error", Err: err})
-	}
-	if err := h.records.Complete(ctx, rec.Key, rec.LeaseID, body, rec.ExpiresAt); err != nil {
-		if errors.Is(err, message.ErrLeaseLost) {
-			// A retry took over after our lease ran out and redoes the same turn; the
-			// queue de-duplicates what both of us enqueued. Our answer is still true.
-			n.outcome, n.err = "accepted_lease_lost", err
-			return jsonResponse(200, body), n
-		}
-		// The messages are enqueued but the record is not completed: answer 5xx so the
-		// caller retries; after the lease the retry redoes the turn and the queue
-		// drops the re-enqueued copies.
-		n.outcome, n.err = "store_failed", err
-		return errorResponse(unavailable("store_unavailable", err)), n
-	}
-	n.outcome = "accepted"
-	if err := h.recordHistory(ctx, turn, deliveries, now); err != nil {
-		// The turn is done and answered; only its history entry is missing.
-		n.outcome, n.err = "accepted_history_failed", err
-	}
-	return jsonResponse(200, body), n
-}
-
-// recordHistory appends the turn — the user message and the bot's — to the
-// conversation's history. It runs once per turn, after the record is completed.
-func (h *Handler) recordHistory(ctx context.Context, turn message.Turn, deliveries []message.Delivery, now time.Time) error {
-	if h.cfg.History == nil {
-		return nil
-	}
-	in := turn.Message
-	entries := []message.Entry{{ID: turn.MessageRef, Direction: message.Incoming, Type: in.Type, Payload: in.Payload,
-		UserID: in.UserID, MessageID: in.MessageID, CreatedAt: now}}
-	for i, d := range deliveries {
-		var w message.Webhook
-		if err := json.Unmarshal(d.Body, &w); err != nil {
-			return fmt.Errorf("history: decode reply %d: %w", i, err)
-		}
-		entries = append(entries, message.Entry{ID: d.ID, Direction: message.Outgoing, Type: w.Type, Payload: w.Payload,
-			UserID: in.UserID, InReplyTo: in.MessageID, CreatedAt: now, Seq: i + 1})
-	}
-	return h.cfg.History.AppendHistory(ctx, turn.ConversationRef, entries, now.Add(h.cfg.HistoryTTL))
-}
-
-func (h *Handler) duplicate(existing, rec message.Record, now time.Time, n note) (events.APIGatewayV2HTTPResponse, note) {
-	if existing.RequestHash != rec.RequestHash {
-		n.outcome = "conflict"
-		return errorResponse(&message.Error{Kind: message.Conflict, Code: "message_id_reused", Field: "messageId",
-			Message: "messageId was already used for a different message in this conversation; use a new messageId"}), n
-	}
-	if existing.Status == message.Completed {
-		n.outcome = "replayed"
-		res := jsonResponse(200, existing.Response)
-		res.Headers["Idempotent-Replayed"] = "true"
-		return res, n
-	}
-	// Most turns finish in well under a second: ask for a retry soon, not at the end of
-	// the lease, which only matters when the first attempt crashed.
-	wait := min(max(existing.LeaseUntil.Sub(now), time.Second), maxRetryAfter)
-	n.outcome = "in_progress"
-	return errorResponse(&message.Error{Kind: message.Conflict, Code: "in_progress", Field: "messageId", RetryAfter: wait,
-		Message: "a message with this messageId is still being processed; retry after the delay in Retry-After"}), n
+// call runs one store or queue call under the call timeout.
+func (h *Handler) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	defer cancel()
+	return f(ctx)
 }
 
 func (h *Handler) step(name string) error {
@@ -344,56 +255,32 @@ func (h *Handler) step(name string) error {
 	return h.crash(name)
 }
 
-func checkReplies(replies []message.Reply) error {
-	for i, r := range replies {
-		if !message.KnownType(r.Type) {
-			return fmt.Errorf("reply %d: unknown type %q", i, r.Type)
-		}
-		if err := message.ValidatePayload(r.Type, r.Payload); err != nil {
-			return fmt.Errorf("reply %d: %w", i, err)
-		}
+// matchPath matches an escaped path against a pattern and returns its parameters,
+// unescaped. Paths are compared as sent: "//", "/./" and "/../" match nothing.
+func matchPath(pattern, path string) ([]string, bool) {
+	if pattern == "/" || path == "/" {
+		return nil, pattern == path
 	}
-	return nil
-}
-
-func deliveriesFor(turn message.Turn, replies []message.Reply) ([]message.Delivery, error) {
-	out := make([]message.Delivery, 0, len(replies))
-	for i, r := range replies {
-		id := message.ReplyRef(turn.Message.ConversationID, turn.Message.MessageID, i)
-		body, err := message.Marshal(message.Webhook{
-			Type:                   r.Type,
-			Payload:                r.Payload,
-			ConversationID:         turn.Message.ConversationID,
-			BotpressUserID:         turn.UserRef,
-			BotpressMessageID:      id,
-			BotpressConversationID: turn.ConversationRef,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("encode reply %d: %w", i, err)
-		}
-		out = append(out, message.Delivery{
-			ID: id, GroupID: turn.ConversationRef, InReplyTo: turn.Message.MessageID,
-			Index: i + 1, Count: len(replies), Body: body,
-		})
+	want := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
+	got := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(want) != len(got) {
+		return nil, false
 	}
-	return out, nil
-}
-
-// acceptedBody is the 200 answer: the message, user and conversation, shaped like the
-// Botpress objects the original returned, with the derived ids.
-func acceptedBody(turn message.Turn, now time.Time) ([]byte, error) {
-	in := turn.Message
-	created := now.UTC().Format(time.RFC3339Nano)
-	type obj = map[string]any
-	return message.Marshal(obj{
-		"message": obj{
-			"id": turn.MessageRef, "createdAt": created, "type": in.Type, "payload": in.Payload,
-			"direction": "incoming", "userId": turn.UserRef, "conversationId": turn.ConversationRef,
-			"tags": obj{"id": in.MessageID},
-		},
-		"user":         obj{"id": turn.UserRef, "tags": obj{"id": in.UserID}},
-		"conversation": obj{"id": turn.ConversationRef, "channel": "channel", "tags": obj{"id": in.ConversationID}},
-	})
+	var params []string
+	for i, w := range want {
+		if w != "{}" {
+			if got[i] != w {
+				return nil, false
+			}
+			continue
+		}
+		p, err := url.PathUnescape(got[i])
+		if err != nil || p == "" || p == "." || p == ".." {
+			return nil, false
+		}
+		params = append(params, p)
+	}
+	return params, true
 }
 
 // routePath is the request path without the stage prefix API Gateway adds for named
@@ -414,24 +301,51 @@ func routePath(req events.APIGatewayV2HTTPRequest) string {
 	return p
 }
 
-func requestBody(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
-	tooLarge := &message.Error{Kind: message.TooLarge, Code: "body_too_large",
-		Message: fmt.Sprintf("the request body is over the limit of %d bytes", message.MaxBodyBytes)}
+func queryOf(req events.APIGatewayV2HTTPRequest) (url.Values, bool) {
+	if req.RawQueryString != "" {
+		q, err := url.ParseQuery(req.RawQueryString)
+		return q, err != nil
+	}
+	q := url.Values{}
+	for k, v := range req.QueryStringParameters {
+		q.Set(k, v)
+	}
+	return q, false
+}
+
+var errTooLarge = &message.Error{Kind: message.TooLarge, Code: "body_too_large",
+	Message: fmt.Sprintf("the request body is over the limit of %d bytes", message.MaxBodyBytes)}
+
+func eventBody(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
 	if !req.IsBase64Encoded {
 		if len(req.Body) > message.MaxBodyBytes {
-			return nil, tooLarge
+			return nil, errTooLarge
 		}
 		return []byte(req.Body), nil
 	}
 	if base64.StdEncoding.DecodedLen(len(req.Body)) > message.MaxBodyBytes+3 {
-		return nil, tooLarge
+		return nil, errTooLarge
 	}
 	body, err := base64.StdEncoding.DecodeString(req.Body)
 	if err != nil {
 		return nil, message.Invalidf("", "invalid_encoding", "the base64-encoded request body could not be decoded")
 	}
 	if len(body) > message.MaxBodyBytes {
-		return nil, tooLarge
+		return nil, errTooLarge
+	}
+	return body, nil
+}
+
+// readBody reads the body and names the outcome of a failure.
+func readBody(r *request) ([]byte, *response) {
+	body, err := r.body()
+	if err != nil {
+		outcome := "bad_request"
+		if message.KindOf(err) == message.TooLarge {
+			outcome = "too_large"
+		}
+		res := fail(err, outcome)
+		return nil, &res
 	}
 	return body, nil
 }
@@ -450,28 +364,14 @@ func header(h map[string]string, name string) string {
 }
 
 func unavailable(code string, err error) *message.Error {
-	return &message.Error{Kind: message.Unavailable, Code: code, Message: "the message could not be processed now; retry with the same messageId", Err: err}
+	return &message.Error{Kind: message.Unavailable, Code: code, Message: "the request could not be processed now; retry it", Err: err}
 }
 
-func causeOf(err error) error {
-	var e *message.Error
-	if errors.As(err, &e) && e.Err != nil {
-		return e.Err
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
-	return nil
-}
-
-func newLeaseID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func clipMethod(m string) string {
-	if len(m) > 16 {
-		return m[:16]
-	}
-	return m
+	return s
 }
 
 // statusOf maps an error kind to its HTTP status: the one place that does.
@@ -481,6 +381,8 @@ func statusOf(k message.Kind) int {
 		return 400
 	case message.Unauthorized:
 		return 401
+	case message.Forbidden:
+		return 403
 	case message.NotFound:
 		return 404
 	case message.MethodNotAllowed:
@@ -498,10 +400,11 @@ func statusOf(k message.Kind) int {
 	}
 }
 
-func errorResponse(err error) events.APIGatewayV2HTTPResponse {
+// fail answers err, logged with outcome and the error's cause.
+func fail(err error, outcome string) response {
 	var e *message.Error
 	if !errors.As(err, &e) {
-		e = &message.Error{Kind: message.Internal, Code: "internal", Message: "internal error"}
+		e = &message.Error{Kind: message.Internal, Code: "internal", Message: "internal error", Err: err}
 	}
 	body := map[string]string{"code": e.Code, "message": e.Message}
 	if e.Field != "" {
@@ -510,15 +413,32 @@ func errorResponse(err error) events.APIGatewayV2HTTPResponse {
 	b, _ := json.Marshal(map[string]any{"error": body})
 	res := jsonResponse(statusOf(e.Kind), b)
 	if (e.Kind == message.Conflict || e.Kind == message.Unavailable) && e.RetryAfter > 0 {
-		res.Headers["Retry-After"] = strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds())))
+		res.headers["Retry-After"] = strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds())))
 	}
+	res.note = note{outcome: outcome, err: e.Err}
 	return res
 }
 
-func jsonResponse(status int, body []byte) events.APIGatewayV2HTTPResponse {
-	return events.APIGatewayV2HTTPResponse{
-		StatusCode: status,
-		Headers:    map[string]string{"Content-Type": "application/json"},
-		Body:       string(body),
+func jsonResponse(status int, body []byte) response {
+	return response{status: status, headers: map[string]string{"Content-Type": "application/json"}, body: body}
+}
+
+// ok answers 200 with v as JSON.
+func ok(v any, outcome string) response {
+	b, err := message.Marshal(v)
+	if err != nil {
+		return fail(err, "internal")
 	}
+	res := jsonResponse(200, b)
+	res.note.outcome = outcome
+	return res
+}
+
+// Routes lists the API's routes as "METHOD /pattern", for documentation tests.
+func Routes() []string {
+	out := make([]string, len(routes))
+	for i, r := range routes {
+		out[i] = r.method + " " + r.pattern
+	}
+	return slices.Clip(out)
 }

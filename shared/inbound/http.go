@@ -5,60 +5,61 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
-	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/parley-chat/parley/shared/message"
 )
 
-// ServeHTTP runs the handler behind net/http, as API Gateway would run it: the request
-// becomes the same events.APIGatewayV2HTTPRequest the Lambda receives.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Read one byte past the limit, so an oversized body is answered 413 without
-	// reading all of it.
-	body, err := io.ReadAll(io.LimitReader(r.Body, message.MaxBodyBytes+1))
-	if err != nil {
-		http.Error(w, `{"error":{"code":"bad_request","message":"the request body could not be read"}}`, http.StatusBadRequest)
-		return
-	}
-	res, _ := h.Handle(r.Context(), ToEvent(r, body))
-	for k, v := range res.Headers {
-		w.Header().Set(k, v)
-	}
-	w.WriteHeader(res.StatusCode)
-	_, _ = io.WriteString(w, res.Body)
-}
+// maxDiscard is how much of an oversized body is read and thrown away before the 413
+// is sent, so a client still sending gets the answer instead of a reset connection.
+const maxDiscard = 16 << 20
 
-// ToEvent converts an HTTP request, its body already read, to the HTTP API payload 2.0
-// event. Header names are lowercased and repeated headers joined with commas, as API
-// Gateway does.
-func ToEvent(r *http.Request, body []byte) events.APIGatewayV2HTTPRequest {
+// ServeHTTP runs the handler behind net/http as API Gateway would run it, with one
+// difference a server can make: the route and the token are checked before the body
+// is read, so a bad token or an oversized Content-Length is answered at once, and a
+// client that sent Expect: 100-continue is never told to go on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	headers := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
 		headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	return events.APIGatewayV2HTTPRequest{
-		Version:        "2.0",
-		RouteKey:       "$default",
-		RawPath:        r.URL.EscapedPath(),
-		RawQueryString: r.URL.RawQuery,
-		Headers:        headers,
-		Body:           string(body),
-		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			RequestID: hex.EncodeToString(id[:]),
-			Stage:     "$default",
-			TimeEpoch: time.Now().UnixMilli(),
-			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
-				Method:    r.Method,
-				Path:      r.URL.Path,
-				Protocol:  r.Proto,
-				SourceIP:  r.RemoteAddr,
-				UserAgent: r.UserAgent(),
-			},
+	tooLarge := false
+	req := &request{
+		method: r.Method, path: r.URL.EscapedPath(), query: r.URL.Query(), headers: headers,
+		body: func() ([]byte, error) {
+			if r.ContentLength > message.MaxBodyBytes {
+				tooLarge = true
+				return nil, errTooLarge
+			}
+			body, err := io.ReadAll(io.LimitReader(r.Body, message.MaxBodyBytes+1))
+			if err != nil {
+				return nil, message.Invalidf("", "unreadable_body", "the request body could not be read")
+			}
+			if len(body) > message.MaxBodyBytes {
+				tooLarge = true
+				return nil, errTooLarge
+			}
+			return body, nil
 		},
 	}
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		req.badQuery = true
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	res := h.serve(r.Context(), req, hex.EncodeToString(id[:]))
+	for k, v := range res.headers {
+		w.Header().Set(k, v)
+	}
+	if tooLarge {
+		w.Header().Set("Connection", "close")
+		if r.Header.Get("Expect") == "" {
+			// Without Expect the client is sending the body anyway: read it (up to a
+			// bound) so it reads our answer rather than a reset.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDiscard))
+		}
+	}
+	w.WriteHeader(res.status)
+	_, _ = w.Write(res.body)
 }

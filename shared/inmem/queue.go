@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"maps"
 	"strconv"
 	"sync"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/message"
 )
 
@@ -35,7 +33,6 @@ type Queue struct {
 	// dedupOrder lists the ids in dedup by time sent, to forget them in order.
 	dedupOrder []sent
 	wake       chan struct{}
-	closed     bool
 }
 
 type entry struct {
@@ -77,24 +74,27 @@ func (q *Queue) SetClock(now func() time.Time) {
 	q.mu.Unlock()
 }
 
-// Send implements inbound.Queue: messages whose ID was sent within the deduplication
-// window are dropped, as SQS FIFO drops them.
-func (q *Queue) Send(ctx context.Context, msgs []message.Delivery) error {
+// Send implements inbound.Queue: a job whose Ref was sent within the deduplication
+// window is dropped, as SQS FIFO drops it.
+func (q *Queue) Send(ctx context.Context, j message.Job, resend bool) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	body, err := message.EncodeJob(j)
+	if err != nil {
 		return err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
-	for _, d := range msgs {
-		if d.GroupID == "" || d.ID == "" {
-			return fmt.Errorf("send %s: group and id are required", d.ID)
-		}
-		if !q.fresh(d.ID, now) {
-			continue
-		}
-		q.main = append(q.main, &entry{id: newID(), group: d.GroupID, dedupID: d.ID, body: string(d.Body), attrs: delivery.Attributes(d), sentAt: now})
+	if !q.fresh(j.Ref, now) {
+		return nil
 	}
+	attrs := map[string]string{message.AttrKind: j.Kind}
+	if resend {
+		attrs[message.AttrResend] = "true"
+	}
+	q.main = append(q.main, &entry{id: newID(), group: j.ConversationRef, dedupID: j.Ref, body: string(body), attrs: attrs, sentAt: now})
 	q.signal()
 	return nil
 }
@@ -218,38 +218,41 @@ func (q *Queue) find(receipt string) (int, *entry) {
 	return -1, nil
 }
 
-// Delete removes a received message.
-func (q *Queue) Delete(ctx context.Context, receipt string) error {
+// Ack implements delivery.Queue and delivery.Source: it deletes received messages.
+// A receipt that no longer names one (deleted, or received again since) is skipped,
+// as SQS does.
+func (q *Queue) Ack(ctx context.Context, receipts []string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	i, _ := q.find(receipt)
-	if i < 0 {
-		return ErrReceipt
+	for _, r := range receipts {
+		if i, _ := q.find(r); i >= 0 {
+			q.main = append(q.main[:i], q.main[i+1:]...)
+		}
 	}
-	q.main = append(q.main[:i], q.main[i+1:]...)
 	q.signal()
 	return nil
 }
 
-// ChangeVisibility makes a received message visible again after d.
-func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, d time.Duration) error {
+// Delay implements delivery.Queue: received messages become visible again after d.
+func (q *Queue) Delay(ctx context.Context, receipts []string, d time.Duration) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	_, e := q.find(receipt)
-	if e == nil {
-		return ErrReceipt
+	for _, r := range receipts {
+		_, e := q.find(r)
+		if e == nil {
+			return ErrReceipt
+		}
+		e.invisibleUntil = q.now().Add(d)
 	}
-	e.invisibleUntil = q.now().Add(d)
 	if d <= 0 {
 		q.signal()
 	}
 	return nil
 }
 
-// DeadLetter sends a copy of a received message to the dead-letter queue with the
-// reason; the caller then deletes it from the queue, as the delivery handler does by
-// reporting it delivered.
-func (q *Queue) DeadLetter(ctx context.Context, m events.SQSMessage, reason string, attempts int) error {
+// DeadLetter implements delivery.Queue: a copy of a received message goes to the
+// dead-letter queue with attrs beside its own; the caller then deletes the original.
+func (q *Queue) DeadLetter(ctx context.Context, m events.SQSMessage, attrs map[string]string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, e := range q.dead {
@@ -267,9 +270,7 @@ func (q *Queue) DeadLetter(ctx context.Context, m events.SQSMessage, reason stri
 			}
 		}
 	}
-	e.attrs[delivery.AttrFailureReason] = reason
-	e.attrs[delivery.AttrAttempts] = strconv.Itoa(attempts)
-	e.attrs[delivery.AttrFailedAt] = q.now().UTC().Format(time.RFC3339)
+	maps.Copy(e.attrs, attrs)
 	q.dead = append(q.dead, e)
 	return nil
 }
@@ -290,16 +291,20 @@ func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage
 	return out, nil
 }
 
+// deadLetterAttrs are the attributes a dead letter has and a redriven job has not.
+var deadLetterAttrs = []string{message.AttrFailureReason, message.AttrAttempts, message.AttrFailedAt, message.AttrOvertakenBy, message.AttrResend}
+
 // Redrive moves up to max dead letters back to the queue, in order, with a fresh
-// receive count, and returns how many it moved.
+// receive count and marked redriven, and returns how many it moved.
 func (q *Queue) Redrive(ctx context.Context, limit int) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(limit, len(q.dead))
 	for _, e := range q.dead[:n] {
-		delete(e.attrs, delivery.AttrFailureReason)
-		delete(e.attrs, delivery.AttrAttempts)
-		delete(e.attrs, delivery.AttrFailedAt)
+		for _, k := range deadLetterAttrs {
+			delete(e.attrs, k)
+		}
+		e.attrs[message.AttrRedriven] = "true"
 		e.receives, e.firstReceive, e.receipt, e.invisibleUntil = 0, time.Time{}, "", time.Time{}
 		e.id = newID()
 		q.main = append(q.main, e)

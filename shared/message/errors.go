@@ -20,6 +20,7 @@ const (
 	TooLarge                     // body over the limit
 	BotFailed                    // the bot failed or timed out
 	Unavailable                  // a store or queue failed; a retry may succeed
+	Forbidden                    // the token is valid but may not do this
 )
 
 // Error is the one error type the API answers with. Code is a stable machine code,
@@ -29,7 +30,7 @@ type Error struct {
 	Code       string
 	Message    string
 	Field      string
-	RetryAfter time.Duration // set on Conflict while in progress
+	RetryAfter time.Duration // sent as Retry-After with Conflict and Unavailable
 	Err        error         // the cause, logged but never shown to the caller
 }
 
@@ -57,9 +58,9 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
-// ErrLeaseLost is returned by stores when an idempotency record is no longer held by
-// the caller's lease: another request took it over after the lease expired.
-var ErrLeaseLost = errors.New("idempotency lease lost")
+// ErrGone is returned by stores when an accepted message's record is no longer there:
+// its conversation was erased.
+var ErrGone = errors.New("record gone: the conversation was erased")
 
 // BotBusyError says the bot's provider is rate limiting or overloaded: the caller
 // should retry the same message later (503), unlike a bot failure (502).
@@ -71,3 +72,6 @@ type BotBusyError struct {
 func (e *BotBusyError) Error() string { return "bot busy: " + e.Err.Error() }
 
 func (e *BotBusyError) Unwrap() error { return e.Err }
+
+// ErrCursor is what a store returns for a history cursor it did not make.
+var ErrCursor = Invalidf("cursor", "invalid_cursor", "cursor is not one this API returned")

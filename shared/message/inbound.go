@@ -109,6 +109,11 @@ func identifier(raw map[string]json.RawMessage, field string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// encoding/json turns an unpaired surrogate escape into U+FFFD, so "x\ud800" and
+	// "x\udc00" would become one id: refuse them instead of comparing what was not sent.
+	if unpairedSurrogate(raw[field]) {
+		return "", Invalidf(field, "invalid_character", "%s must not contain an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)", field)
+	}
 	if strings.TrimSpace(s) == "" {
 		return "", Invalidf(field, "blank_field", "%s must not be blank", field)
 	}
@@ -154,17 +159,34 @@ func normalizePayload(v json.RawMessage, text string) (json.RawMessage, error) {
 			return nil, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
 		}
 	}
+	// As the original does (`if (!payload.text) payload.text = text`): any falsy
+	// value — absent, null, "", false, 0 — becomes the text.
 	switch t := obj["text"].(type) {
-	case nil:
-		if _, present := obj["text"]; present {
-			return nil, Invalidf("payload.text", "invalid_field_type", "payload.text must be a string, not null")
+	case string:
+		if t == "" {
+			obj["text"] = text
+		}
+	default:
+		if !falsy(t) {
+			return nil, Invalidf("payload.text", "invalid_field_type", "payload.text must be a string, not %s", goKind(t))
 		}
 		obj["text"] = text
-	case string:
-	default:
-		return nil, Invalidf("payload.text", "invalid_field_type", "payload.text must be a string, not %s", goKind(t))
 	}
 	return Marshal(obj)
+}
+
+// falsy is JavaScript's falsiness for a decoded JSON value other than a string.
+func falsy(v any) bool {
+	switch t := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !t
+	case json.Number:
+		f, err := t.Float64()
+		return err == nil && f == 0
+	}
+	return false
 }
 
 // Marshal encodes v as JSON without HTML escaping, so payloads pass through as sent.
@@ -261,4 +283,56 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// unpairedSurrogate reports whether a JSON string literal holds a \uD800-\uDFFF escape
+// that is not a high surrogate followed at once by a low one.
+func unpairedSurrogate(lit []byte) bool {
+	for i := 0; i+1 < len(lit); i++ {
+		if lit[i] != '\\' {
+			continue
+		}
+		if lit[i+1] != 'u' {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		r, ok := hex4(lit, i+2)
+		if !ok {
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low surrogate with no high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+7 < len(lit) && lit[i+6] == '\\' && lit[i+7] == 'u' {
+				if lo, ok := hex4(lit, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 11
+					continue
+				}
+			}
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -1,14 +1,16 @@
 // Package sqsfifo is the SQS adapter: the FIFO delivery queue and its dead-letter
-// queue. Bot messages are sent in batches of up to 10 with the conversation as
-// MessageGroupId and the webhook id as MessageDeduplicationId, so a redone turn's
-// copies are dropped by SQS within its five-minute deduplication window.
+// queue. Each accepted message's job is sent with its conversation as MessageGroupId
+// and its ref as MessageDeduplicationId, so a copy sent again by a replayed request is
+// dropped by SQS within its five-minute deduplication window.
 package sqsfifo
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -17,24 +19,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/message"
 )
 
 // Client is the part of the SQS API the queue uses.
 type Client interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
-	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 }
 
-// Limits of one SendMessageBatch call.
-const (
-	maxBatchEntries = 10
-	maxBatchBytes   = 256 << 10
-)
+// maxBatchEntries is the most entries one batch call takes.
+const maxBatchEntries = 10
 
 // Queue is a FIFO queue and its dead-letter queue.
 type Queue struct {
@@ -49,76 +48,25 @@ func New(client Client, url, deadURL string) *Queue {
 	return &Queue{client: client, url: url, deadURL: deadURL}
 }
 
-// Send implements inbound.Queue: one SendMessageBatch per 10 messages (or 256 KiB).
-// Entries SQS reports as failed on its side are sent again; SQS drops the copies of
-// any that did get through.
-func (q *Queue) Send(ctx context.Context, msgs []message.Delivery) error {
-	for start := 0; start < len(msgs); {
-		end, size := start, 0
-		for end < len(msgs) && end-start < maxBatchEntries {
-			n := entrySize(msgs[end])
-			if end > start && size+n > maxBatchBytes {
-				break
-			}
-			size += n
-			end++
-		}
-		if err := q.sendBatch(ctx, msgs[start:end]); err != nil {
-			return err
-		}
-		start = end
+// Send implements inbound.Queue with one SendMessage.
+func (q *Queue) Send(ctx context.Context, j message.Job, resend bool) error {
+	body, err := message.EncodeJob(j)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]string{message.AttrKind: j.Kind}
+	if resend {
+		attrs[message.AttrResend] = "true"
+	}
+	_, err = q.client.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: &q.url, MessageBody: aws.String(string(body)),
+		MessageGroupId: aws.String(j.ConversationRef), MessageDeduplicationId: aws.String(j.Ref),
+		MessageAttributes: stringAttrs(attrs),
+	})
+	if err != nil {
+		return fmt.Errorf("send job %s: %w", j.Ref, err)
 	}
 	return nil
-}
-
-func (q *Queue) sendBatch(ctx context.Context, msgs []message.Delivery) error {
-	pending := make(map[string]message.Delivery, len(msgs))
-	order := make([]string, len(msgs))
-	for i, d := range msgs {
-		id := "m" + strconv.Itoa(i)
-		pending[id], order[i] = d, id
-	}
-	for attempt := 1; ; attempt++ {
-		in := &sqs.SendMessageBatchInput{QueueUrl: &q.url}
-		for _, id := range order {
-			d, ok := pending[id]
-			if !ok {
-				continue
-			}
-			in.Entries = append(in.Entries, types.SendMessageBatchRequestEntry{
-				Id: aws.String(id), MessageBody: aws.String(string(d.Body)),
-				MessageGroupId: aws.String(d.GroupID), MessageDeduplicationId: aws.String(d.ID),
-				MessageAttributes: stringAttrs(delivery.Attributes(d)),
-			})
-		}
-		out, err := q.client.SendMessageBatch(ctx, in)
-		if err != nil {
-			return fmt.Errorf("send %d messages: %w", len(in.Entries), err)
-		}
-		for _, s := range out.Successful {
-			delete(pending, aws.ToString(s.Id))
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		var errs []error
-		retry := attempt < 3
-		for _, f := range out.Failed {
-			errs = append(errs, fmt.Errorf("message %s: %s: %s", pending[aws.ToString(f.Id)].ID, aws.ToString(f.Code), aws.ToString(f.Message)))
-			retry = retry && !f.SenderFault
-		}
-		if !retry {
-			return fmt.Errorf("send messages: %w", errors.Join(errs...))
-		}
-	}
-}
-
-func entrySize(d message.Delivery) int {
-	n := len(d.Body)
-	for k, v := range delivery.Attributes(d) {
-		n += len(k) + len(v) + len("String")
-	}
-	return n
 }
 
 // Receive receives up to max messages (at most 10), long-polling up to wait (at most 20s).
@@ -161,19 +109,58 @@ func (q *Queue) receive(ctx context.Context, url string, n int, wait, visibility
 	return msgs, nil
 }
 
-// Delete deletes a received message.
-func (q *Queue) Delete(ctx context.Context, receipt string) error {
-	_, err := q.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &q.url, ReceiptHandle: &receipt})
-	if err != nil {
-		return fmt.Errorf("delete message: %w", err)
-	}
-	return nil
+// Ack implements delivery.Queue and delivery.Source: DeleteMessageBatch, ten at a
+// time.
+func (q *Queue) Ack(ctx context.Context, receipts []string) error {
+	return q.batch(ctx, receipts, func(ctx context.Context, ids, handles []string) ([]types.BatchResultErrorEntry, error) {
+		in := &sqs.DeleteMessageBatchInput{QueueUrl: &q.url}
+		for i := range ids {
+			in.Entries = append(in.Entries, types.DeleteMessageBatchRequestEntry{Id: &ids[i], ReceiptHandle: &handles[i]})
+		}
+		out, err := q.client.DeleteMessageBatch(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("delete messages: %w", err)
+		}
+		return out.Failed, nil
+	})
 }
 
-// ChangeVisibility implements delivery.Queue, in whole seconds (rounded up) as SQS
-// counts them, at most 12 hours.
-func (q *Queue) ChangeVisibility(ctx context.Context, receipt string, d time.Duration) error {
-	return q.changeVisibility(ctx, q.url, receipt, d)
+// Delay implements delivery.Queue: ChangeMessageVisibilityBatch, in whole seconds
+// (rounded up) as SQS counts them, at most 12 hours.
+func (q *Queue) Delay(ctx context.Context, receipts []string, d time.Duration) error {
+	return q.batch(ctx, receipts, func(ctx context.Context, ids, handles []string) ([]types.BatchResultErrorEntry, error) {
+		in := &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &q.url}
+		for i := range ids {
+			in.Entries = append(in.Entries, types.ChangeMessageVisibilityBatchRequestEntry{
+				Id: &ids[i], ReceiptHandle: &handles[i], VisibilityTimeout: int32(seconds(d)),
+			})
+		}
+		out, err := q.client.ChangeMessageVisibilityBatch(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("change visibility: %w", err)
+		}
+		return out.Failed, nil
+	})
+}
+
+// batch runs call on receipts ten at a time and reports the entries SQS refused.
+func (q *Queue) batch(ctx context.Context, receipts []string, call func(ctx context.Context, ids, handles []string) ([]types.BatchResultErrorEntry, error)) error {
+	var errs []error
+	for start := 0; start < len(receipts); start += maxBatchEntries {
+		handles := receipts[start:min(start+maxBatchEntries, len(receipts))]
+		ids := make([]string, len(handles))
+		for i := range ids {
+			ids[i] = "r" + strconv.Itoa(i)
+		}
+		failed, err := call(ctx, ids, handles)
+		if err != nil {
+			return err
+		}
+		for _, f := range failed {
+			errs = append(errs, fmt.Errorf("entry %s: %s: %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (q *Queue) changeVisibility(ctx context.Context, url, receipt string, d time.Duration) error {
@@ -186,23 +173,25 @@ func (q *Queue) changeVisibility(ctx context.Context, url, receipt string, d tim
 	return nil
 }
 
+// maxVisibility is SQS's ceiling for a visibility timeout.
+const maxVisibility = 12 * time.Hour
+
 func seconds(d time.Duration) int64 {
-	return min(int64(math.Ceil(max(d, 0).Seconds())), int64(delivery.MaxVisibility/time.Second))
+	return min(int64(math.Ceil(max(d, 0).Seconds())), int64(maxVisibility/time.Second))
 }
 
-// DeadLetter implements delivery.Queue: a copy goes to the dead-letter queue with the
-// reason. The deduplication id is the source message's id, so a retried call after a
-// crash does not make a second copy, while a message redriven and failed again does.
-func (q *Queue) DeadLetter(ctx context.Context, m events.SQSMessage, reason string, attempts int) error {
+// DeadLetter implements delivery.Queue: a copy goes to the dead-letter queue with
+// attrs beside the job's own. The deduplication id is the source message's id, so a
+// retried call after a crash does not make a second copy, while a job redriven and
+// failed again does.
+func (q *Queue) DeadLetter(ctx context.Context, m events.SQSMessage, extra map[string]string) error {
 	attrs := map[string]string{}
 	for k, v := range m.MessageAttributes {
 		if v.StringValue != nil {
 			attrs[k] = *v.StringValue
 		}
 	}
-	attrs[delivery.AttrFailureReason] = reason
-	attrs[delivery.AttrAttempts] = strconv.Itoa(attempts)
-	attrs[delivery.AttrFailedAt] = time.Now().UTC().Format(time.RFC3339)
+	maps.Copy(attrs, extra)
 	group := m.Attributes["MessageGroupId"]
 	if group == "" {
 		group = "ungrouped"
@@ -241,8 +230,11 @@ func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage
 	return out, errors.Join(errs...)
 }
 
+// deadLetterAttrs are the attributes a dead letter has and a redriven job has not.
+var deadLetterAttrs = []string{message.AttrFailureReason, message.AttrAttempts, message.AttrFailedAt, message.AttrOvertakenBy, message.AttrResend}
+
 // Redrive moves up to max dead letters back to the queue, oldest first per
-// conversation, and returns how many it moved. Each is sent before it is deleted, with
+// conversation, marked redriven, and returns how many it moved. Each is sent before it is deleted, with
 // the dead letter's id as deduplication id, so a crash in between neither loses it nor,
 // within five minutes, doubles it.
 func (q *Queue) Redrive(ctx context.Context, limit int) (int, error) {
@@ -255,12 +247,11 @@ func (q *Queue) Redrive(ctx context.Context, limit int) (int, error) {
 		for _, m := range msgs {
 			attrs := map[string]types.MessageAttributeValue{}
 			for k, v := range m.MessageAttributes {
-				switch k {
-				case delivery.AttrFailureReason, delivery.AttrAttempts, delivery.AttrFailedAt:
-				default:
+				if !slices.Contains(deadLetterAttrs, k) {
 					attrs[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: v.StringValue}
 				}
 			}
+			attrs[message.AttrRedriven] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String("true")}
 			_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{
 				QueueUrl: &q.url, MessageBody: aws.String(m.Body), MessageGroupId: aws.String(m.Attributes["MessageGroupId"]),
 				MessageDeduplicationId: aws.String("redrive-" + m.MessageId), MessageAttributes: attrs,

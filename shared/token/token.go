@@ -35,19 +35,20 @@ func Hash(plain string) string {
 
 var errUnknown = &message.Error{Kind: message.Unauthorized, Code: "invalid_token", Message: "the token is not valid"}
 
-// Static accepts one configured token: the local stack's.
+// Static accepts one configured token, a backend token of the default channel: the
+// local stack's PARLEY_TOKEN.
 type Static struct{ hash [32]byte }
 
 // NewStatic returns an authenticator for the token plain.
 func NewStatic(plain string) *Static { return &Static{hash: sha256.Sum256([]byte(plain))} }
 
 // Authenticate compares digests in constant time.
-func (s *Static) Authenticate(ctx context.Context, plain string) error {
+func (s *Static) Authenticate(ctx context.Context, plain string) (message.Token, error) {
 	got := sha256.Sum256([]byte(plain))
 	if subtle.ConstantTimeCompare(got[:], s.hash[:]) != 1 {
-		return errUnknown
+		return message.Token{}, errUnknown
 	}
-	return nil
+	return message.Token{Hash: hex.EncodeToString(got[:]), Name: "PARLEY_TOKEN", Channel: message.DefaultChannel, Scope: message.ScopeBackend}, nil
 }
 
 // Lookup finds a stored token by hash.
@@ -63,38 +64,43 @@ type Table struct {
 	ttl    time.Duration
 	now    func() time.Time
 	mu     sync.Mutex
-	valid  map[string]time.Time // hash -> cached until
+	valid  map[string]cached // by hash
+}
+
+type cached struct {
+	token message.Token
+	until time.Time
 }
 
 // NewTable returns a table authenticator caching valid tokens for ttl.
 func NewTable(lookup Lookup, ttl time.Duration) *Table {
-	return &Table{lookup: lookup, ttl: ttl, now: time.Now, valid: map[string]time.Time{}}
+	return &Table{lookup: lookup, ttl: ttl, now: time.Now, valid: map[string]cached{}}
 }
 
 // Authenticate looks the token's hash up, through the cache.
-func (t *Table) Authenticate(ctx context.Context, plain string) error {
+func (t *Table) Authenticate(ctx context.Context, plain string) (message.Token, error) {
 	h := Hash(plain)
 	now := t.now()
 	t.mu.Lock()
-	until, ok := t.valid[h]
+	c, ok := t.valid[h]
 	t.mu.Unlock()
-	if ok && now.Before(until) {
-		return nil
+	if ok && now.Before(c.until) {
+		return c.token, nil
 	}
 	tok, found, err := t.lookup.LookupToken(ctx, h)
 	if err != nil {
-		return err
+		return message.Token{}, err
 	}
 	// The key lookup matched the hash; compare again in constant time so a store that
 	// matched loosely could never let a different token through.
 	if !found || subtle.ConstantTimeCompare([]byte(tok.Hash), []byte(h)) != 1 {
-		return errUnknown
+		return message.Token{}, errUnknown
 	}
 	t.mu.Lock()
 	if len(t.valid) > 10000 {
 		clear(t.valid) // bound memory; the next requests refill it
 	}
-	t.valid[h] = now.Add(t.ttl)
+	t.valid[h] = cached{tok, now.Add(t.ttl)}
 	t.mu.Unlock()
-	return nil
+	return tok, nil
 }
