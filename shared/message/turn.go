@@ -202,6 +202,7 @@ func (x Exchange) Delivery(i int) (Delivery, error) {
 // Answer builds the exchange of a turn the bot answered with replies at now.
 func Answer(turn Turn, createdAt time.Time, replies []Reply, now time.Time) Exchange {
 	in := turn.Message
+	now = now.UTC().Truncate(time.Millisecond) // as stored
 	x := Exchange{
 		Key: turn.Key(), CreatedAt: createdAt, ConversationID: in.ConversationID, UserID: in.UserID,
 		Entries: []Entry{{ID: turn.MessageRef, Direction: Incoming, Type: in.Type, Payload: in.Payload,
