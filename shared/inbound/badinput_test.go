@@ -69,7 +69,13 @@ func TestBadInputs(t *testing.T) {
 		{"payload string", "", set("payload", `"test"`), 400, "invalid_field_type", "payload"},
 		{"payload array", "", set("payload", `[{"text":"hi"}]`), 400, "invalid_field_type", "payload"},
 		{"payload.text number", "", set("payload", `{"text":5}`), 400, "invalid_field_type", "payload.text"},
-		{"payload.text null", "", set("payload", `{"text":null}`), 400, "invalid_field_type", "payload.text"},
+		{"payload.text true", "", set("payload", `{"text":true}`), 400, "invalid_field_type", "payload.text"},
+		{"payload.text object", "", set("payload", `{"text":{"a":1}}`), 400, "invalid_field_type", "payload.text"},
+		// encoding/json would turn each into U+FFFD and make three ids one.
+		{"lone high surrogate", "", set("messageId", `"x\ud800"`), 400, "invalid_character", "messageId"},
+		{"lone high surrogate at the end", "", set("conversationId", `"x\udbff"`), 400, "invalid_character", "conversationId"},
+		{"lone low surrogate", "", set("userId", `"x\udc00"`), 400, "invalid_character", "userId"},
+		{"reversed pair", "", set("messageId", `"\udc00\ud800"`), 400, "invalid_character", "messageId"},
 		{"image without url", "", ok(func(m map[string]string) { m["type"] = `"image"`; m["payload"] = `{"title":"cat"}` }), 400, "invalid_payload", "payload.imageUrl"},
 		{"location as strings", "", ok(func(m map[string]string) {
 			m["type"] = `"location"`
@@ -98,7 +104,7 @@ func TestBadInputs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, nil)
+			f := newFixture(t)
 			req := post(tc.body)
 			switch tc.auth {
 			case "":
@@ -109,15 +115,28 @@ func TestBadInputs(t *testing.T) {
 			}
 			res := f.do(t, req)
 			assertError(t, res, tc.status, tc.code, tc.field)
-			if n := f.store.Len(); n != 0 {
-				t.Errorf("%d records stored, want 0", n)
+			if records, exchanges := f.store.Records(); records+exchanges != 0 {
+				t.Errorf("%d records and %d exchanges stored, want none", records, exchanges)
 			}
 			if queued, inFlight, dead := f.queue.Stats(); queued+inFlight+dead != 0 {
 				t.Errorf("queue holds %d messages, want 0", queued+inFlight+dead)
 			}
-			if f.bot.turns.Load() != 0 {
-				t.Error("the bot ran")
-			}
 		})
+	}
+}
+
+// A well-formed surrogate pair is an ordinary character, and a JSON-escaped backslash
+// before "u" is not an escape.
+func TestSurrogatePairsAndEscapedBackslashesAreIDs(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{`"x\ud83d\ude00"`, `"x\\ud800"`, `"😀"`} {
+		body := `{"userId":"u1","messageId":` + id + `,"conversationId":"c1","type":"text","text":"hi"}`
+		if res := f.do(t, post(body)); res.StatusCode != 200 {
+			t.Errorf("messageId %s = %d %s, want 200", id, res.StatusCode, res.Body)
+		}
+	}
+	// "x\ud83d\ude00" and "😀"-style ids differ from each other: three jobs.
+	if q := f.queued(t); len(q) != 3 {
+		t.Errorf("%d jobs, want 3 distinct messages", len(q))
 	}
 }

@@ -9,14 +9,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/shared/bot"
-	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/token"
@@ -24,47 +21,10 @@ import (
 
 const testToken = "test-token"
 
-// countingBot answers like a real bot would and counts its turns.
-type countingBot struct {
-	turns   atomic.Int32
-	replies int           // messages per turn; 0 means 1
-	fail    error         // returned instead of replies
-	delay   time.Duration // before answering, honouring ctx
-	release chan struct{} // when set, each turn waits for it
-}
-
-func (b *countingBot) Reply(ctx context.Context, turn message.Turn) ([]message.Reply, error) {
-	b.turns.Add(1)
-	if b.release != nil {
-		select {
-		case <-b.release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if b.delay > 0 {
-		select {
-		case <-time.After(b.delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	if b.fail != nil {
-		return nil, b.fail
-	}
-	n := max(b.replies, 1)
-	out := make([]message.Reply, n)
-	for i := range out {
-		out[i] = message.Reply{Type: "text", Payload: json.RawMessage(`{"text":"answer ` + string(rune('a'+i)) + `"}`)}
-	}
-	return out, nil
-}
-
 type fixture struct {
 	h     *Handler
 	store *inmem.Store
 	queue *inmem.Queue
-	bot   *countingBot
 	clock *fakeClock
 }
 
@@ -80,16 +40,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newFixture(t *testing.T, b *countingBot) *fixture {
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	if b == nil {
-		b = &countingBot{}
-	}
 	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	f := &fixture{store: inmem.NewStore(), queue: inmem.NewQueue(inmem.QueueConfig{}), bot: b, clock: clock}
+	f := &fixture{store: inmem.NewStore(), queue: inmem.NewQueue(inmem.QueueConfig{}), clock: clock}
 	f.queue.SetClock(clock.Now)
-	f.h = New(f.store, f.queue, b, token.NewStatic(testToken), Config{BotTimeout: 200 * time.Millisecond, Lease: 5 * time.Second},
-		slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	f.h = New(f.store, f.queue, token.NewStatic(testToken), Config{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	f.h.now = clock.Now
 	return f
 }
@@ -121,10 +77,16 @@ func (f *fixture) do(t *testing.T, req events.APIGatewayV2HTTPRequest) events.AP
 	return res
 }
 
-// queued drains the queue and returns the deliveries in order.
-func (f *fixture) queued(t *testing.T) []message.Delivery {
+// queued is a job as it sits in the queue.
+type queued struct {
+	job    message.Job
+	resend bool
+}
+
+// queued drains the queue and returns the jobs in order.
+func (f *fixture) queued(t *testing.T) []queued {
 	t.Helper()
-	var out []message.Delivery
+	var out []queued
 	for {
 		msgs, err := f.queue.Receive(context.Background(), 10, 0)
 		if err != nil {
@@ -134,12 +96,13 @@ func (f *fixture) queued(t *testing.T) []message.Delivery {
 			return out
 		}
 		for _, m := range msgs {
-			d, err := delivery.Decode(m)
+			j, err := message.DecodeJob([]byte(m.Body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, d)
-			if err := f.queue.Delete(context.Background(), m.ReceiptHandle); err != nil {
+			resend := m.MessageAttributes[message.AttrResend].StringValue
+			out = append(out, queued{j, resend != nil && *resend == "true"})
+			if err := f.queue.Ack(context.Background(), []string{m.ReceiptHandle}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -148,218 +111,247 @@ func (f *fixture) queued(t *testing.T) []message.Delivery {
 
 const hello = `{"userId":"u1","messageId":"m1","conversationId":"c1","type":"text","text":"hi"}`
 
-func TestAcceptEchoesThroughTheQueue(t *testing.T) {
-	f := newFixture(t, nil)
-	f.h.bot = bot.Echo{}
+func TestAcceptAnswersAndHandsOffOneJob(t *testing.T) {
+	f := newFixture(t)
 	res := f.do(t, post(hello))
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d, body %s; want 200", res.StatusCode, res.Body)
 	}
 	var body struct {
-		Message      map[string]any `json:"message"`
-		User         map[string]any `json:"user"`
-		Conversation map[string]any `json:"conversation"`
+		Message, User, Conversation map[string]any
 	}
 	if err := json.Unmarshal([]byte(res.Body), &body); err != nil {
 		t.Fatal(err)
 	}
-	if body.Message["id"] != message.MessageRef("c1", "m1") || body.User["id"] != message.UserRef("u1") || body.Conversation["id"] != message.ConversationRef("c1") {
+	ch := message.DefaultChannel
+	if body.Message["id"] != message.MessageRef(ch, "c1", "m1") || body.User["id"] != message.UserRef(ch, "u1") || body.Conversation["id"] != message.ConversationRef(ch, "c1") {
 		t.Errorf("ids = %v %v %v, want the derived ids", body.Message["id"], body.User["id"], body.Conversation["id"])
 	}
-	if got, _ := json.Marshal(body.Message["payload"]); string(got) != `{"text":"hi"}` {
-		t.Errorf("payload = %s, want the default {\"text\":\"hi\"}", got)
+	// The original's objects each carry createdAt and updatedAt.
+	for name, obj := range map[string]map[string]any{"message": body.Message, "user": body.User, "conversation": body.Conversation} {
+		if obj["createdAt"] != "2026-11-23T10:00:00Z" || obj["updatedAt"] != obj["createdAt"] {
+			t.Errorf("%s createdAt %v updatedAt %v, want the acceptance time in both", name, obj["createdAt"], obj["updatedAt"])
+		}
 	}
 	q := f.queued(t)
 	if len(q) != 1 {
-		t.Fatalf("%d queued, want 1", len(q))
+		t.Fatalf("%d jobs queued, want 1", len(q))
 	}
-	want := `{"type":"text","payload":{"text":"hi"},"conversationId":"c1","botpressUserId":"` + message.UserRef("u1") +
-		`","botpressMessageId":"` + message.ReplyRef("c1", "m1", 0) + `","botpressConversationId":"` + message.ConversationRef("c1") + `"}`
-	if string(q[0].Body) != want {
-		t.Errorf("webhook body\n got %s\nwant %s", q[0].Body, want)
-	}
-	if q[0].GroupID != message.ConversationRef("c1") || q[0].InReplyTo != "m1" || q[0].Index != 1 || q[0].Count != 1 {
-		t.Errorf("delivery = %+v", q[0])
+	j := q[0].job
+	if j.Kind != message.KindTurn || j.Ref != message.MessageRef(ch, "c1", "m1") || j.ConversationRef != message.ConversationRef(ch, "c1") ||
+		j.Message.Text != "hi" || string(j.Message.Payload) != `{"text":"hi"}` || !j.CreatedAt.Equal(f.clock.Now()) || q[0].resend {
+		t.Errorf("job = %+v resend %v", j, q[0].resend)
 	}
 }
 
-func TestDuplicates(t *testing.T) {
-	f := newFixture(t, &countingBot{replies: 2})
+// The POST is answered before the bot runs: no bot is wired into the handler at all,
+// and nothing but the record and the job is written.
+func TestAcceptWritesOneRecordAndNoExchange(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, post(hello))
+	if records, exchanges := f.store.Records(); records != 1 || exchanges != 0 {
+		t.Errorf("store holds %d records, %d exchanges; want 1, 0", records, exchanges)
+	}
+}
+
+func TestReplays(t *testing.T) {
+	f := newFixture(t)
 	first := f.do(t, post(hello))
 	if first.StatusCode != 200 {
 		t.Fatalf("first: %d %s", first.StatusCode, first.Body)
 	}
-	f.clock.Advance(time.Hour)
-
+	if _, ok := first.Headers["Idempotent-Replayed"]; ok {
+		t.Error("the first answer carries Idempotent-Replayed")
+	}
+	f.clock.Advance(time.Minute)
 	again := f.do(t, post(hello))
 	if again.StatusCode != 200 || again.Body != first.Body || again.Headers["Idempotent-Replayed"] != "true" {
 		t.Errorf("replay = %d %q replayed=%q, want 200, the same body, Idempotent-Replayed: true", again.StatusCode, again.Body, again.Headers["Idempotent-Replayed"])
 	}
-	if _, ok := first.Headers["Idempotent-Replayed"]; ok {
-		t.Error("first answer carries Idempotent-Replayed")
+	// Byte-different but equal JSON is the same message.
+	reordered := `{"text":"hi","type":"text","conversationId":"c1","messageId":"m1", "userId":"u1"}`
+	if res := f.do(t, post(reordered)); res.Headers["Idempotent-Replayed"] != "true" {
+		t.Errorf("reordered body = %d, not a replay", res.StatusCode)
 	}
-	// Same messageId in another conversation is another message.
+	// Within the queue's five-minute window the resent job is a copy the queue drops.
+	if q := f.queued(t); len(q) != 1 {
+		t.Errorf("%d jobs queued after two replays within a minute, want 1", len(q))
+	}
 	other := f.do(t, post(strings.Replace(hello, `"c1"`, `"c2"`, 1)))
 	if other.StatusCode != 200 || other.Headers["Idempotent-Replayed"] != "" {
-		t.Errorf("other conversation = %d replayed=%q, want a fresh 200", other.StatusCode, other.Headers["Idempotent-Replayed"])
+		t.Errorf("the same messageId in another conversation = %d replayed=%q, want a fresh 200", other.StatusCode, other.Headers["Idempotent-Replayed"])
 	}
 	reused := f.do(t, post(strings.Replace(hello, `"hi"`, `"hello"`, 1)))
 	assertError(t, reused, 409, "message_id_reused", "messageId")
-
-	if got := f.bot.turns.Load(); got != 2 {
-		t.Errorf("bot ran %d times, want 2 (c1/m1 once, c2/m1 once)", got)
-	}
-	if got := len(f.queued(t)); got != 4 {
-		t.Errorf("%d queued, want 4 (2 replies × 2 messages)", got)
+	if reused.Headers["Retry-After"] != "" {
+		t.Error("a reused messageId carries Retry-After")
 	}
 }
 
-func TestInProgressAnswers409WithRetryAfter(t *testing.T) {
-	b := &countingBot{release: make(chan struct{})}
-	f := newFixture(t, b)
-	f.h.cfg.BotTimeout = 5 * time.Second
-	done := make(chan events.APIGatewayV2HTTPResponse)
-	go func() { res, _ := f.h.Handle(context.Background(), post(hello)); done <- res }()
-	for b.turns.Load() == 0 {
-		time.Sleep(time.Millisecond)
+// Past the deduplication window a replay sends the job again only if it never ran.
+func TestLateReplaySendsTheJobOnlyIfItNeverRan(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, post(hello))
+	f.queued(t) // the job is taken, and never runs
+	f.clock.Advance(10 * time.Minute)
+	if res := f.do(t, post(hello)); res.Headers["Idempotent-Replayed"] != "true" {
+		t.Fatalf("late replay = %d %s", res.StatusCode, res.Body)
 	}
-	f.clock.Advance(2 * time.Second)
-	res := f.do(t, post(hello))
-	assertError(t, res, 409, "in_progress", "messageId")
-	if ra := res.Headers["Retry-After"]; ra != "2" {
-		t.Errorf("Retry-After = %q, want 2 (the cap; the lease has 3s left)", ra)
+	q := f.queued(t)
+	if len(q) != 1 || !q[0].resend {
+		t.Fatalf("late replay of a job that never ran queued %+v, want one copy marked resend", q)
 	}
-	f.clock.Advance(2500 * time.Millisecond)
-	if ra := f.do(t, post(hello)).Headers["Retry-After"]; ra != "1" {
-		t.Errorf("Retry-After near the lease's end = %q, want 1", ra)
+	// Once the job has run, a late replay sends nothing.
+	turn := message.NewTurn(message.DefaultChannel, q[0].job.Message)
+	x := message.Answer(turn, q[0].job.CreatedAt, nil, f.clock.Now())
+	x.ExpiresAt = f.clock.Now().Add(time.Hour)
+	if _, stored, err := f.store.PutExchange(context.Background(), x); err != nil || !stored {
+		t.Fatal(stored, err)
 	}
-	close(b.release)
-	if first := <-done; first.StatusCode != 200 {
-		t.Errorf("first = %d %s", first.StatusCode, first.Body)
-	}
-	if b.turns.Load() != 1 {
-		t.Errorf("bot ran %d times, want 1", b.turns.Load())
-	}
-}
-
-func TestBotFailureReleasesTheLease(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		bot  *countingBot
-		msg  string
-	}{
-		{"error", &countingBot{fail: errors.New("model overloaded")}, "failed"},
-		{"timeout", &countingBot{delay: time.Second}, "in time"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.bot)
-			res := f.do(t, post(hello))
-			assertError(t, res, 502, "bot_failed", "")
-			if !strings.Contains(res.Body, tc.msg) {
-				t.Errorf("body %s does not say %q", res.Body, tc.msg)
-			}
-			if n := f.store.Len(); n != 0 {
-				t.Errorf("%d records left after a bot failure, want 0", n)
-			}
-			tc.bot.fail, tc.bot.delay = nil, 0
-			if res := f.do(t, post(hello)); res.StatusCode != 200 {
-				t.Errorf("retry = %d %s, want 200", res.StatusCode, res.Body)
-			}
-			if got := len(f.queued(t)); got != 1 {
-				t.Errorf("%d queued, want 1", got)
-			}
-		})
+	f.clock.Advance(10 * time.Minute)
+	f.do(t, post(hello))
+	if q := f.queued(t); len(q) != 0 {
+		t.Errorf("late replay of a job that ran queued %d, want 0", len(q))
 	}
 }
 
-func TestCrashThenRetryEnqueuesOneSet(t *testing.T) {
-	for _, step := range []string{"leased", "enqueued"} {
+// A crash after the record is written and before the job is sent, then the caller's
+// retry: the job is sent then, once.
+func TestCrashThenRetrySendsTheJobOnce(t *testing.T) {
+	for _, step := range []string{"accepted", "sent"} {
 		t.Run("after "+step, func(t *testing.T) {
-			b := &countingBot{replies: 3}
-			f := newFixture(t, b)
+			f := newFixture(t)
 			f.h.crash = func(s string) error {
 				if s == step {
 					return errors.New("crash " + s)
 				}
 				return nil
 			}
-			if res := f.do(t, post(hello)); res.StatusCode < 500 {
-				t.Fatalf("crashed request answered %d", res.StatusCode)
+			if res := f.do(t, post(hello)); res.StatusCode != 503 {
+				t.Fatalf("crashed request answered %d, want 503", res.StatusCode)
 			}
 			f.h.crash = nil
-			// Before the lease runs out, a retry is told to wait.
-			assertError(t, f.do(t, post(hello)), 409, "in_progress", "messageId")
-			f.clock.Advance(6 * time.Second)
+			f.clock.Advance(2 * time.Second)
 			res := f.do(t, post(hello))
-			if res.StatusCode != 200 {
-				t.Fatalf("retry after the lease = %d %s, want 200", res.StatusCode, res.Body)
+			if res.StatusCode != 200 || res.Headers["Idempotent-Replayed"] != "true" {
+				t.Fatalf("retry = %d %s, want a 200 replay", res.StatusCode, res.Body)
 			}
-			q := f.queued(t)
-			if len(q) != 3 {
-				t.Fatalf("%d queued, want exactly one set of 3", len(q))
-			}
-			for i, d := range q {
-				if d.ID != message.ReplyRef("c1", "m1", i) {
-					t.Errorf("queued[%d] = %s, want reply %d", i, d.ID, i)
-				}
-			}
-			if replay := f.do(t, post(hello)); replay.Headers["Idempotent-Replayed"] != "true" || replay.Body != res.Body {
-				t.Errorf("replay after recovery = %d %q", replay.StatusCode, replay.Body)
+			if q := f.queued(t); len(q) != 1 {
+				t.Fatalf("%d jobs queued, want exactly 1", len(q))
 			}
 		})
 	}
-	t.Run("before completion", func(t *testing.T) {
-		// The completion write fails: the messages are queued, the caller gets a 5xx,
-		// and its retry after the lease finishes without queueing them twice.
-		f := newFixture(t, &countingBot{replies: 3})
-		failing := &failingComplete{Store: f.store}
-		f.h.records = failing
-		if res := f.do(t, post(hello)); res.StatusCode != 503 {
-			t.Fatalf("status %d, want 503", res.StatusCode)
-		}
-		f.h.records = f.store
-		f.clock.Advance(6 * time.Second)
+}
+
+type failingQueue struct{ err error }
+
+func (q failingQueue) Send(context.Context, message.Job, bool) error { return q.err }
+
+type failingStore struct {
+	*inmem.Store
+	err   error
+	block bool
+}
+
+func (s failingStore) Accept(ctx context.Context, rec message.Record, now time.Time) (message.Record, bool, error) {
+	if s.block {
+		<-ctx.Done()
+		return message.Record{}, false, ctx.Err()
+	}
+	return message.Record{}, false, s.err
+}
+
+func TestDependencyFailuresAnswer503(t *testing.T) {
+	t.Run("queue down, then back", func(t *testing.T) {
+		f := newFixture(t)
+		f.h.queue = failingQueue{errors.New("sqs: throttled")}
+		res := f.do(t, post(hello))
+		assertError(t, res, 503, "queue_unavailable", "")
+		f.h.queue = f.queue
 		if res := f.do(t, post(hello)); res.StatusCode != 200 {
 			t.Fatalf("retry = %d %s", res.StatusCode, res.Body)
 		}
-		if got := len(f.queued(t)); got != 3 {
-			t.Errorf("%d queued, want exactly one set of 3", got)
+		if q := f.queued(t); len(q) != 1 {
+			t.Errorf("%d jobs queued after the retry, want 1", len(q))
+		}
+	})
+	t.Run("store down", func(t *testing.T) {
+		f := newFixture(t)
+		f.h.store = failingStore{Store: f.store, err: errors.New("dynamodb: 500")}
+		assertError(t, f.do(t, post(hello)), 503, "store_unavailable", "")
+		if q := f.queued(t); len(q) != 0 {
+			t.Errorf("%d jobs queued while the store was down, want 0", len(q))
+		}
+	})
+	t.Run("store hangs", func(t *testing.T) {
+		f := newFixture(t)
+		f.h.cfg.CallTimeout = 50 * time.Millisecond
+		f.h.store = failingStore{Store: f.store, block: true}
+		start := time.Now()
+		assertError(t, f.do(t, post(hello)), 503, "store_unavailable", "")
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("a hung store answered after %s, want about the call timeout (50ms)", took)
 		}
 	})
 }
 
-type failingComplete struct{ *inmem.Store }
+// scoped authenticates one token with the given channel and scope.
+type scoped struct{ channel, scope string }
 
-func (failingComplete) Complete(context.Context, string, string, []byte, time.Time) error {
-	return errors.New("dynamodb: throttled")
+func (s scoped) Authenticate(ctx context.Context, plain string) (message.Token, error) {
+	if plain != testToken {
+		return message.Token{}, &message.Error{Kind: message.Unauthorized}
+	}
+	return message.Token{Channel: s.channel, Scope: s.scope}, nil
 }
 
-func TestRoutingAndEncoding(t *testing.T) {
-	f := newFixture(t, nil)
-	req := post(hello)
-	req.RawPath = "/v1/messages"
-	assertError(t, f.do(t, req), 404, "not_found", "")
+func TestTokensActForTheirChannelAndScope(t *testing.T) {
+	f := newFixture(t)
+	f.h.auth = scoped{"ch_a", message.ScopeBot}
+	assertError(t, f.do(t, post(hello)), 403, "wrong_scope", "")
 
-	req = post(hello)
+	f.h.auth = scoped{"ch_a", ""}
+	res := f.do(t, post(hello))
+	if res.StatusCode != 200 || !strings.Contains(res.Body, message.ConversationRef("ch_a", "c1")) {
+		t.Fatalf("channel token = %d %s, want 200 with the channel's ids", res.StatusCode, res.Body)
+	}
+	if message.ConversationRef("ch_a", "c1") == message.ConversationRef(message.DefaultChannel, "c1") {
+		t.Fatal("channels derive the same ids")
+	}
+	// The same ids in the default channel are another message.
+	f.h.auth = token.NewStatic(testToken)
+	if res := f.do(t, post(hello)); res.Headers["Idempotent-Replayed"] != "" {
+		t.Error("the same messageId in another channel was a replay")
+	}
+	if q := f.queued(t); len(q) != 2 || q[0].job.Channel != "ch_a" || q[1].job.Channel != message.DefaultChannel {
+		t.Errorf("queued %+v, want one job per channel", q)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"/v1/messages", "//", "/./", "/../", "/v1/conversations//messages", "/v1/conversations/%2E%2E/messages"} {
+		req := post(hello)
+		req.RawPath = p
+		assertError(t, f.do(t, req), 404, "not_found", "")
+	}
+	req := post(hello)
 	req.RequestContext.HTTP.Method = "GET"
 	res := f.do(t, req)
 	assertError(t, res, 405, "method_not_allowed", "")
 	if res.Headers["Allow"] != "POST" {
 		t.Errorf("Allow = %q, want POST", res.Headers["Allow"])
 	}
-
 	req = post(hello)
 	req.RawPath, req.RequestContext.Stage = "/prod/", "prod"
 	if res := f.do(t, req); res.StatusCode != 200 {
 		t.Errorf("named stage path: %d %s", res.StatusCode, res.Body)
 	}
-
 	req = post(strings.Replace(hello, "m1", "m2", 1))
 	req.Body, req.IsBase64Encoded = base64.StdEncoding.EncodeToString([]byte(req.Body)), true
 	if res := f.do(t, req); res.StatusCode != 200 {
 		t.Errorf("base64 body: %d %s", res.StatusCode, res.Body)
 	}
-
 	req = post(strings.Replace(hello, "m1", "m3", 1))
 	req.Headers = map[string]string{"Authorization": "BEARER " + testToken}
 	if res := f.do(t, req); res.StatusCode != 200 {
@@ -374,20 +366,20 @@ func TestPayloadDefaults(t *testing.T) {
 		{"no text", `{"userId":"u","messageId":"p3","conversationId":"c","type":"image","text":"a cat","payload":{"imageUrl":"https://x/cat.png"}}`, `{"imageUrl":"https://x/cat.png","text":"a cat"}`},
 		{"own text kept", `{"userId":"u","messageId":"p4","conversationId":"c","type":"text","text":"hi","payload":{"text":"other","extra":{"a":1.50}}}`, `{"extra":{"a":1.50},"text":"other"}`},
 		{"html kept", `{"userId":"u","messageId":"p5","conversationId":"c","type":"text","text":"<b>&</b>"}`, `{"text":"<b>&</b>"}`},
+		// The original replaces any falsy payload.text: a Next.js client sends "".
+		{"empty text replaced", `{"userId":"u","messageId":"p6","conversationId":"c","type":"text","text":"hi","payload":{"text":"","attachments":[1]}}`, `{"attachments":[1],"text":"hi"}`},
+		{"null text replaced", `{"userId":"u","messageId":"p7","conversationId":"c","type":"file","text":"a file","payload":{"text":null,"fileUrl":"https://x/f"}}`, `{"fileUrl":"https://x/f","text":"a file"}`},
+		{"false text replaced", `{"userId":"u","messageId":"p8","conversationId":"c","type":"text","text":"hi","payload":{"text":false}}`, `{"text":"hi"}`},
+		{"zero text replaced", `{"userId":"u","messageId":"p9","conversationId":"c","type":"text","text":"hi","payload":{"text":0}}`, `{"text":"hi"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, nil)
-			f.h.bot = bot.Echo{}
+			f := newFixture(t)
 			if res := f.do(t, post(tc.body)); res.StatusCode != 200 {
 				t.Fatalf("%d %s", res.StatusCode, res.Body)
 			}
 			q := f.queued(t)
-			var w message.Webhook
-			if err := json.Unmarshal(q[0].Body, &w); err != nil {
-				t.Fatal(err)
-			}
-			if string(w.Payload) != tc.want {
-				t.Errorf("payload = %s, want %s", w.Payload, tc.want)
+			if len(q) != 1 || string(q[0].job.Message.Payload) != tc.want {
+				t.Errorf("queued %+v, want one job with payload %s", q, tc.want)
 			}
 		})
 	}
@@ -403,23 +395,5 @@ func assertError(t *testing.T, res events.APIGatewayV2HTTPResponse, status int, 
 	}
 	if res.StatusCode != status || body.Error.Code != code || body.Error.Field != field || body.Error.Message == "" {
 		t.Errorf("got %d %s; want %d code %q field %q and a message", res.StatusCode, res.Body, status, code, field)
-	}
-}
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
-
-func TestBotBusyAnswers503AndReleasesTheLease(t *testing.T) {
-	f := newFixture(t, &countingBot{fail: &message.BotBusyError{RetryAfter: 7 * time.Second, Err: errors.New("openai: HTTP 429")}})
-	res := f.do(t, post(hello))
-	assertError(t, res, 503, "bot_unavailable", "")
-	if res.Headers["Retry-After"] != "7" {
-		t.Errorf("Retry-After = %q, want 7", res.Headers["Retry-After"])
-	}
-	if f.store.Len() != 0 {
-		t.Error("the lease was not released")
-	}
-	f.bot.fail = nil
-	if res := f.do(t, post(hello)); res.StatusCode != 200 {
-		t.Errorf("retry = %d", res.StatusCode)
 	}
 }

@@ -3,15 +3,13 @@ package inbound
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+		"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
 )
 
@@ -32,9 +30,22 @@ type historyPage struct {
 	NextCursor string
 }
 
+// answer stores the exchange a job's run would store: the user message and n replies.
+func (f *fixture) answer(t *testing.T, j message.Job, n int) {
+	t.Helper()
+	var replies []message.Reply
+	for i := range n {
+		replies = append(replies, message.Reply{Type: "text", Payload: json.RawMessage(`{"text":"answer ` + string(rune('a'+i)) + `"}`)})
+	}
+	x := message.Answer(j.Turn(), j.CreatedAt, replies, f.clock.Now())
+	x.ExpiresAt = time.Now().Add(time.Hour) // the store hides what expired by its own clock
+	if _, stored, err := f.store.PutExchange(context.Background(), x); err != nil || !stored {
+		t.Fatal(stored, err)
+	}
+}
+
 func TestHistoryEndpoint(t *testing.T) {
-	f := newFixture(t, &countingBot{replies: 2})
-	f.h.cfg.History = f.store
+	f := newFixture(t)
 	conv := "conv/with space"
 	for i := 1; i <= 3; i++ {
 		body := fmt.Sprintf(`{"userId":"u1","messageId":"m%d","conversationId":%q,"type":"text","text":"hello %d"}`, i, conv, i)
@@ -42,6 +53,11 @@ func TestHistoryEndpoint(t *testing.T) {
 			t.Fatalf("POST %d: %d %s", i, res.StatusCode, res.Body)
 		}
 		f.clock.Advance(time.Second)
+	}
+	// A turn appears once its job has run; m4's has not.
+	f.do(t, post(fmt.Sprintf(`{"userId":"u1","messageId":"m4","conversationId":%q,"type":"text","text":"hello 4"}`, conv)))
+	for _, q := range f.queued(t)[:3] {
+		f.answer(t, q.job, 2)
 	}
 	// A replay adds nothing.
 	if res := f.do(t, post(fmt.Sprintf(`{"userId":"u1","messageId":"m3","conversationId":%q,"type":"text","text":"hello 3"}`, conv))); res.Headers["Idempotent-Replayed"] != "true" {
@@ -84,7 +100,7 @@ func TestHistoryEndpoint(t *testing.T) {
 	var p historyPage
 	_ = json.Unmarshal([]byte(res.Body), &p)
 	if len(p.Messages) != 1 || p.Messages[0].Direction != message.Outgoing || p.Messages[0].InReplyTo != "m3" ||
-		p.Messages[0].ID != message.ReplyRef(conv, "m3", 1) || string(p.Messages[0].Payload) != `{"text":"answer b"}` {
+		p.Messages[0].ID != message.ReplyRef(message.DefaultChannel, conv, "m3", 1) || string(p.Messages[0].Payload) != `{"text":"answer b"}` {
 		t.Errorf("newest entry = %+v, want m3's second reply", p.Messages)
 	}
 
@@ -117,25 +133,15 @@ func TestHistoryEndpoint(t *testing.T) {
 	}
 }
 
-func TestHistoryIsOffWithoutAStore(t *testing.T) {
-	f := newFixture(t, nil)
-	assertError(t, f.do(t, get("/v1/conversations/c1/messages")), 404, "not_found", "")
-}
-
-type failingHistory struct{ *inmem.Store }
-
-func (failingHistory) AppendHistory(context.Context, string, []message.Entry, time.Time) error {
-	return errors.New("dynamodb: throttled")
-}
-
-// A failed history write costs the history entry, not the message.
-func TestHistoryFailureDoesNotFailTheMessage(t *testing.T) {
-	f := newFixture(t, nil)
-	f.h.cfg.History = failingHistory{f.store}
-	if res := f.do(t, post(hello)); res.StatusCode != 200 {
-		t.Fatalf("%d %s", res.StatusCode, res.Body)
+// Another channel's conversation of the same id is not this one's: it reads as empty.
+func TestHistoryIsScopedByChannel(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, post(hello))
+	f.answer(t, f.queued(t)[0].job, 1)
+	f.h.auth = scoped{"ch_b", ""}
+	if res := f.do(t, get("/v1/conversations/c1/messages")); res.Body != `{"messages":[]}` {
+		t.Errorf("another channel's history = %s, want empty", res.Body)
 	}
-	if got := len(f.queued(t)); got != 1 {
-		t.Errorf("%d queued, want 1", got)
-	}
+	f.h.auth = scoped{"ch_b", message.ScopeBot}
+	assertError(t, f.do(t, get("/v1/conversations/c1/messages")), 403, "wrong_scope", "")
 }
