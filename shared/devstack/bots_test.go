@@ -28,7 +28,7 @@ func receiverOf(t *testing.T) (string, func(n int) []string) {
 	t.Cleanup(srv.Close)
 	return srv.URL, func(n int) []string {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for {
 			mu.Lock()
 			got := append([]string(nil), bodies...)
@@ -161,5 +161,34 @@ func TestBotConfigErrorsAtStart(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), env) {
 			t.Errorf("config %v: error %v, want it to mention %s", want, err, env)
 		}
+	}
+}
+
+// A bot that takes 12 s — an LLM agent, a human — works end to end: the POST is
+// answered at once, the reply comes when the bot has it.
+func TestASlowHTTPBotAnswersAfterThePOST(t *testing.T) {
+	t.Parallel()
+	rasa := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(12 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, `[{"recipient_id":"c","text":"took my time"}]`)
+	}))
+	defer rasa.Close()
+	url, wait := receiverOf(t)
+	s := startWith(t, map[string]string{"PARLEY_BOT": "http", "PARLEY_HTTP_BOT_URL": rasa.URL, "PARLEY_BOT_TIMEOUT": "20s", "PARLEY_RESPONSE_ENDPOINT_URL": url})
+	start := time.Now()
+	res := send(t, s.URL, "dev-token", `{"userId":"u","messageId":"slow1","conversationId":"c","type":"text","text":"think hard"}`)
+	if took := time.Since(start); res.StatusCode != 200 || took > time.Second {
+		t.Fatalf("POST = %d after %s, want 200 at once", res.StatusCode, took)
+	}
+	got := wait(1)
+	if took := time.Since(start); took < 12*time.Second {
+		t.Errorf("the reply came after %s, before the bot answered", took)
+	}
+	if _, p := payloadOf(t, got[0]); p != `{"text":"took my time"}` {
+		t.Errorf("delivered %s", p)
 	}
 }

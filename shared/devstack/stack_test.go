@@ -72,7 +72,7 @@ func TestEndToEndEchoReachesTheReceiver(t *testing.T) {
 	select {
 	case h := <-got:
 		want := `{"type":"choice","payload":{"options":[{"label":"A","value":"a"}],"text":"Pick one"},"conversationId":"conv-9","botpressUserId":"` +
-			message.UserRef("u-42") + `","botpressMessageId":"` + message.ReplyRef("conv-9", "m-1", 0) + `","botpressConversationId":"` + message.ConversationRef("conv-9") + `"}`
+			message.UserRef(message.DefaultChannel, "u-42") + `","botpressMessageId":"` + message.ReplyRef(message.DefaultChannel, "conv-9", "m-1", 0) + `","botpressConversationId":"` + message.ConversationRef(message.DefaultChannel, "conv-9") + `"}`
 		if h.body != want {
 			t.Errorf("receiver got\n%s\nwant\n%s", h.body, want)
 		}
