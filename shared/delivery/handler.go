@@ -87,6 +87,11 @@ type Config struct {
 	EarlyAck time.Duration
 	// CallTimeout bounds each store and queue call. Default 5s.
 	CallTimeout time.Duration
+	// Fault, for fault-injection tests, is called after each step of a job
+	// ("answered": the bot answered; "stored": the exchange is written; "delivered":
+	// one bot message was POSTed); an error it returns abandons the batch there, as a
+	// crash would.
+	Fault func(step string) error
 }
 
 // MinHistoryTTL is the shortest history TTL: see Config.HistoryTTL.
@@ -101,9 +106,6 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	spread   func() float64 // the jitter factor's random part, in [-1, 1)
-	// crash, when set by tests, is called between the steps of a job; returning an
-	// error abandons the batch there as a crash would.
-	crash func(step string) error
 }
 
 // New returns a Handler.
@@ -119,7 +121,7 @@ func New(store Store, queue Queue, channels Channels, cfg Config, log *slog.Logg
 		spread: func() float64 { return 2*rand.Float64() - 1 }}
 }
 
-// errCrash is what a test's crash hook makes a job return: the batch is abandoned.
+// errCrash is what Config.Fault makes a job return: the batch is abandoned.
 var errCrash = errors.New("crashed")
 
 // Handle runs the batch and reports the jobs to retry. Conversations (FIFO groups)
@@ -559,10 +561,10 @@ func (h *Handler) call(ctx context.Context, f func(ctx context.Context) error) e
 }
 
 func (h *Handler) step(name string) error {
-	if h.crash == nil {
+	if h.cfg.Fault == nil {
 		return nil
 	}
-	if err := h.crash(name); err != nil {
+	if err := h.cfg.Fault(name); err != nil {
 		return fmt.Errorf("%w at %s: %v", errCrash, name, err)
 	}
 	return nil

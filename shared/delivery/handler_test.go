@@ -170,10 +170,7 @@ func start(t *testing.T, url string, bot delivery.Bot, o options) *stack {
 	s := &stack{queue: inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: o.visibility, MaxReceives: 1000}), store: inmem.NewStore()}
 	s.ch = &delivery.Channel{ID: message.DefaultChannel, Bot: bot, BotTimeout: o.botTimeout, Sender: sender, SendTimeout: o.sendTimeout, Policy: o.policy}
 	s.in = inbound.New(s.store, s.queue, token.NewStatic("t"), inbound.Config{}, quiet)
-	s.h = delivery.New(s.store, s.queue, delivery.Single(s.ch), delivery.Config{CallTimeout: 500 * time.Millisecond}, quiet)
-	if o.crash != nil {
-		delivery.SetCrash(s.h, o.crash)
-	}
+	s.h = delivery.New(s.store, s.queue, delivery.Single(s.ch), delivery.Config{CallTimeout: 500 * time.Millisecond, Fault: o.crash}, quiet)
 	if o.noPoll {
 		return s
 	}

@@ -55,6 +55,10 @@ type Config struct {
 	// CallTimeout bounds each store and queue call, so a hung dependency answers 503
 	// rather than running into the function's or API Gateway's timeout. Default 3s.
 	CallTimeout time.Duration
+	// Fault, for fault-injection tests, is called after each step of an acceptance
+	// ("accepted": the record is written; "sent": the job is queued); an error it
+	// returns abandons the request there, as a crash would.
+	Fault func(step string) error
 }
 
 // MinRecordTTL keeps a record at least as long as the queue keeps its job (14 days),
@@ -78,9 +82,6 @@ type Handler struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
-	// crash, when set by tests, is called between the steps of an acceptance;
-	// returning an error aborts it there as a crash would.
-	crash func(step string) error
 }
 
 // New returns a Handler. log receives one line per request.
@@ -249,10 +250,10 @@ func (h *Handler) call(ctx context.Context, f func(ctx context.Context) error) e
 }
 
 func (h *Handler) step(name string) error {
-	if h.crash == nil {
+	if h.cfg.Fault == nil {
 		return nil
 	}
-	return h.crash(name)
+	return h.cfg.Fault(name)
 }
 
 // matchPath matches an escaped path against a pattern and returns its parameters,

@@ -221,7 +221,7 @@ func TestCrashThenRetrySendsTheJobOnce(t *testing.T) {
 	for _, step := range []string{"accepted", "sent"} {
 		t.Run("after "+step, func(t *testing.T) {
 			f := newFixture(t)
-			f.h.crash = func(s string) error {
+			f.h.cfg.Fault = func(s string) error {
 				if s == step {
 					return errors.New("crash " + s)
 				}
@@ -230,7 +230,7 @@ func TestCrashThenRetrySendsTheJobOnce(t *testing.T) {
 			if res := f.do(t, post(hello)); res.StatusCode != 503 {
 				t.Fatalf("crashed request answered %d, want 503", res.StatusCode)
 			}
-			f.h.crash = nil
+			f.h.cfg.Fault = nil
 			f.clock.Advance(2 * time.Second)
 			res := f.do(t, post(hello))
 			if res.StatusCode != 200 || res.Headers["Idempotent-Replayed"] != "true" {
