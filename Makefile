@@ -63,7 +63,7 @@ start-api: sam-build ## sam local start-api on port 3000 (SAM CLI + Docker)
 fuzz-seeds: ## run the fuzz targets' committed seeds only
 	go test -run '^Fuzz' ./...
 
-FUZZ_TARGETS := FuzzDecodeInbound:./shared/message FuzzHandle:./shared/inbound FuzzDecodeRecord:./shared/delivery \
+FUZZ_TARGETS := FuzzDecodeInbound:./shared/message FuzzDecodeJob:./shared/message FuzzHandle:./shared/inbound \
 	FuzzParseSecrets:./shared/webhook FuzzVerify:./shared/webhook
 
 fuzz: ## fuzz each target for FUZZTIME (default 30s)

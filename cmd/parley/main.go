@@ -17,7 +17,7 @@ import (
 const usage = `usage: parley <command> [arguments]
 
 commands:
-  dev                      run the local stack (configuration: CONTRACT.md §3, README)
+  dev                      run the local stack (configuration: README)
   token create --name N    create an API token in the deployed table and print it once
   token list               list the tokens (ids and names, never the tokens)
   token revoke ID          revoke a token by the id that list shows

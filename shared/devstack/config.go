@@ -23,7 +23,7 @@ const (
 	RoleDelivery = "delivery"
 )
 
-// Config is the local stack's configuration (CONTRACT.md §3).
+// Config is the local stack's configuration (README, Configuration).
 type Config struct {
 	Role string // RoleAll, RoleInbound or RoleDelivery
 	// TableName, QueueURL and DeadLetterQueueURL, when set, put the stack on DynamoDB
