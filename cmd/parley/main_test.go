@@ -16,16 +16,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
-	"github.com/parley-chat/parley/shared/queuetest"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
@@ -107,7 +109,7 @@ func TestTokenCommandsAgainstDynamoDBLocal(t *testing.T) {
 	}
 	store := dynamo.New(ddb.DynamoDBClient(), table)
 	auth := token.NewTable(store, time.Millisecond)
-	if err := auth.Authenticate(context.Background(), plain); err != nil {
+	if _, err := auth.Authenticate(context.Background(), plain); err != nil {
 		t.Fatalf("the created token does not authenticate: %v", err)
 	}
 	out.Reset()
@@ -122,7 +124,7 @@ func TestTokenCommandsAgainstDynamoDBLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Millisecond)
-	if err := auth.Authenticate(context.Background(), plain); message.KindOf(err) != message.Unauthorized {
+	if _, err := auth.Authenticate(context.Background(), plain); message.KindOf(err) != message.Unauthorized {
 		t.Errorf("revoked token: %v, want unauthorized", err)
 	}
 	if err := run(context.Background(), []string{"token", "revoke", id}, e, io.Discard, io.Discard); err == nil {
@@ -228,17 +230,24 @@ func TestRetryBudgetAndRedriveAgainstLocalSQS(t *testing.T) {
 	defer srv.Close()
 	policy := delivery.Policy{MinDelay: time.Second, MaxDelay: 3 * time.Second, MaxAttempts: 3}
 	sender, _ := webhook.NewSender(webhook.Config{URL: srv.URL, Timeout: time.Second})
-	h := delivery.New(sender, queue, inmem.NewStore(), policy, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := inmem.NewStore()
+	ch := &delivery.Channel{ID: message.DefaultChannel, Bot: bot.Echo{}, BotTimeout: time.Second, Sender: sender, SendTimeout: time.Second, Policy: policy}
+	h := delivery.New(store, queue, delivery.Single(ch), delivery.Config{}, quiet)
 	pollCtx, stop := context.WithCancel(ctx)
 	polled := make(chan struct{})
 	go func() {
-		delivery.Poll(pollCtx, queue, h, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		delivery.Poll(pollCtx, queue, h, delivery.PollConfig{Budget: 20 * time.Second}, quiet)
 		close(polled)
 	}()
 	defer func() { stop(); <-polled }()
 
-	if err := queue.Send(ctx, queuetest.Deliveries(1)); err != nil {
-		t.Fatal(err)
+	in := inbound.New(store, queue, token.NewStatic("t"), inbound.Config{}, quiet)
+	res, _ := in.Handle(ctx, events.APIGatewayV2HTTPRequest{RawPath: "/", Headers: map[string]string{"authorization": "bearer t"},
+		Body:           `{"userId":"u1","messageId":"m1","conversationId":"c1","type":"text","text":"hi"}`,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST"}}})
+	if res.StatusCode != 200 {
+		t.Fatalf("POST = %d %s", res.StatusCode, res.Body)
 	}
 	e := env(map[string]string{"PARLEY_QUEUE_URL": aws.ToString(main.QueueUrl), "PARLEY_DEAD_LETTER_QUEUE_URL": aws.ToString(dead.QueueUrl)})
 	var out bytes.Buffer
