@@ -31,56 +31,69 @@ func botContexts(t *testing.T) map[string]map[string]any {
 		"llm with every setting": {
 			keyBot: "llm", keyLLMProvider: "anthropic", keyLLMBaseURL: "https://llm.example.com/v1", keyLLMModel: "claude-x",
 			keyLLMSystemPrompt: "You are Parley's demo bot. Answer in one sentence.", keyLLMTemperature: "0.7",
-			keyLLMMaxTokens: "1024", keyLLMHistory: "20", keyLLMAPIKeySecretName: "parley/openai", keyBotTimeout: "25s",
+			keyLLMMaxTokens: "1024", keyLLMHistory: "20", keyLLMAPIKeySecretName: "parley/openai", keyBotTimeout: "300s",
 		},
 	}
 }
 
-// TestBots checks, for each bot, the inbound function's whole environment and both
-// functions' exact permissions: each bot adds its own settings and, for llm only, the
-// one permission it needs.
+// TestBots checks, for each bot, the delivery function's whole environment and both
+// functions' exact permissions: the bot runs in the delivery function, each bot adds its
+// own settings there and, for llm only, the two permissions it needs; the inbound
+// function is the same whatever the bot.
 func TestBots(t *testing.T) {
 	base := func(bot string) map[string]string {
 		return map[string]string{
-			"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_BOT": bot,
-			"PARLEY_RECORD_TTL": "168h", "PARLEY_HISTORY_TTL": "720h", "PARLEY_BOT_TIMEOUT": "10s",
+			"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_RESPONSE_ENDPOINT_URL": testEndpoint, "PARLEY_SIGNING_SECRET_ARN": "ref:SigningSecret",
+			"PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_DEAD_LETTER_QUEUE_URL": "ref:DeadLetterQueue",
+			"PARLEY_RETRY_MIN_DELAY": "5s", "PARLEY_RETRY_MAX_DELAY": "12h", "PARLEY_MAX_ATTEMPTS": "11", "PARLEY_DELIVERY_TIMEOUT": "10s",
+			"PARLEY_BOT": bot, "PARLEY_BOT_TIMEOUT": "30s", "PARLEY_HISTORY_TTL": "720h",
 		}
 	}
 	with := func(env map[string]string, extra map[string]string) map[string]string {
 		maps.Copy(env, extra)
 		return env
 	}
-	basePerms := map[string][]string{"getatt:Table.Arn": inboundTablePermissions, "getatt:DeliveryQueue.Arn": {"sqs:SendMessage"}}
-	llmPerms := with2(basePerms, map[string][]string{llmKeyARN + "-??????": {"secretsmanager:GetSecretValue"}})
+	llmPerms := with2(deliveryPermissions, map[string][]string{
+		"getatt:Table.Arn":    {"dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+		llmKeyARN + "-??????": {"secretsmanager:GetSecretValue"},
+	})
 	want := map[string]struct {
-		env   map[string]string
-		perms map[string][]string
+		env     map[string]string
+		perms   map[string][]string
+		timeout int
 	}{
-		"rules":             {base("rules"), basePerms},
-		"rules with a file": {with(base("rules"), map[string]string{"PARLEY_RULES_FILE": "/var/task/rules.json"}), basePerms},
-		"http":              {with(base("http"), map[string]string{"PARLEY_HTTP_BOT_URL": "https://rasa.example.com/webhooks/rest/webhook"}), basePerms},
+		"rules":             {base("rules"), deliveryPermissions, 110},
+		"rules with a file": {with(base("rules"), map[string]string{"PARLEY_RULES_FILE": "/var/task/rules.json"}), deliveryPermissions, 110},
+		"http":              {with(base("http"), map[string]string{"PARLEY_HTTP_BOT_URL": "https://rasa.example.com/webhooks/rest/webhook"}), deliveryPermissions, 110},
 		"llm": {with(base("llm"), map[string]string{
 			"PARLEY_LLM_PROVIDER": "openai", "PARLEY_LLM_MODEL": "gpt-4o-mini", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
-		}), llmPerms},
+		}), llmPerms, 110},
 		"llm with every setting": {with(base("llm"), map[string]string{
 			"PARLEY_LLM_PROVIDER": "anthropic", "PARLEY_LLM_BASE_URL": "https://llm.example.com/v1", "PARLEY_LLM_MODEL": "claude-x",
 			"PARLEY_LLM_SYSTEM_PROMPT": "You are Parley's demo bot. Answer in one sentence.", "PARLEY_LLM_TEMPERATURE": "0.7",
 			"PARLEY_LLM_MAX_TOKENS": "1024", "PARLEY_LLM_HISTORY": "20", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
-			"PARLEY_BOT_TIMEOUT": "25s",
-		}), llmPerms},
+			"PARLEY_BOT_TIMEOUT": "300s",
+		}), llmPerms, 380},
 	}
+	inboundEnv := map[string]string{"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_RECORD_TTL": "360h"}
 	for name, context := range botContexts(t) {
 		t.Run(name, func(t *testing.T) {
 			s := synth(t, context, false)
 			sys := cdkSystem(t, s)
-			in := sys.Functions["InboundFunction"]
-			for _, d := range diff("inbound environment", in.Environment, want[name].env) {
+			in, out := sys.Functions["InboundFunction"], sys.Functions["DeliveryFunction"]
+			for _, d := range diff("delivery environment", out.Environment, want[name].env) {
 				t.Error(d)
 			}
-			for _, d := range diff("inbound permissions", in.Permissions, want[name].perms) {
+			for _, d := range diff("delivery permissions", out.Permissions, want[name].perms) {
 				t.Error(d)
 			}
-			for _, d := range diff("delivery permissions", sys.Functions["DeliveryFunction"].Permissions, deliveryPermissions) {
+			if out.Timeout != want[name].timeout {
+				t.Errorf("delivery timeout: got %d s, want %d", out.Timeout, want[name].timeout)
+			}
+			for _, d := range diff("inbound environment", in.Environment, inboundEnv) {
+				t.Error(d)
+			}
+			for _, d := range diff("inbound permissions", in.Permissions, inboundPermissions) {
 				t.Error(d)
 			}
 			// The imported secret is no resource of the stack.
@@ -98,32 +111,49 @@ func with2(a, b map[string][]string) map[string][]string {
 	return out
 }
 
-// TestLLMKeyPolicy checks the template itself for the llm bot: the secret is read by its
-// partial ARN and granted on the complete ones (the name, "-" and six characters), with
-// GetSecretValue alone (grantRead would add DescribeSecret).
+// TestLLMKeyPolicy checks the template itself for the llm bot: the delivery function
+// may Query the table (the conversation's recent history), and the secret is read by
+// its partial ARN and granted on the complete ones (the name, "-" and six characters),
+// with GetSecretValue alone (grantRead would add DescribeSecret).
 func TestLLMKeyPolicy(t *testing.T) {
 	s := synth(t, botContexts(t)["llm"], false)
-	check(t, "inbound policy", func() {
+	table := getAtt(s.id(t, "Table"), "Arn")
+	check(t, "delivery policy", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
-			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
+			"Roles": []any{ref(s.id(t, "DeliveryFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchWriteItem"}), "Resource": getAtt(s.id(t, "Table"), "Arn")},
-				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
+				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchGetItem"}), "Resource": table},
+				map[string]any{"Effect": "Allow", "Action": "dynamodb:Query", "Resource": table},
 				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": map[string]any{"Fn::Join": []any{"", []any{
 					"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai-??????",
 				}}}},
 			}},
 		})
 	})
+	check(t, "inbound policy unchanged", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
+			"PolicyDocument": map[string]any{"Statement": []any{
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}, "Resource": table},
+				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+			}},
+		})
+	})
 	check(t, "key ARN", func() {
-		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
-			"Environment": map[string]any{"Variables": map[string]any{"PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARNJoin}},
+		s.template.HasResource(jsii.String("AWS::Lambda::Function"), map[string]any{
+			"Metadata": map[string]any{"aws:cdk:path": "Parley-dev/DeliveryFunction/Resource"},
+			"Properties": map[string]any{
+				"Environment": map[string]any{"Variables": map[string]any{"PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARNJoin}},
+			},
 		})
 	})
 }
 
 // TestRulesFileInAsset synthesizes the stack with a rules file, bundled for real, and
-// looks at the cloud assembly: the file is in the inbound function's package as
+// looks at the cloud assembly: the file is in the delivery function's package as
 // rules.json, readable on Lambda, and a new content gives a new asset.
 func TestRulesFileInAsset(t *testing.T) {
 	dir := t.TempDir()
@@ -160,46 +190,46 @@ func TestRulesFileInAsset(t *testing.T) {
 	}
 
 	a1, s1 := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("one.json", first)})
-	if got := files(a1.inbound); !slices.Equal(got, []string{"bootstrap", "rules.json"}) {
-		t.Fatalf("inbound asset %s holds %v, want bootstrap and rules.json", a1.inbound, got)
+	if got := files(a1.delivery); !slices.Equal(got, []string{"bootstrap", "rules.json"}) {
+		t.Fatalf("delivery asset %s holds %v, want bootstrap and rules.json", a1.delivery, got)
 	}
-	data, err := os.ReadFile(filepath.Join(a1.inbound, "rules.json"))
+	data, err := os.ReadFile(filepath.Join(a1.delivery, "rules.json"))
 	if err != nil || string(data) != first {
 		t.Errorf("rules.json in the asset: got %q (%v), want %q", data, err, first)
 	}
-	if info, err := os.Stat(filepath.Join(a1.inbound, "rules.json")); err != nil || info.Mode().Perm() != 0o644 {
+	if info, err := os.Stat(filepath.Join(a1.delivery, "rules.json")); err != nil || info.Mode().Perm() != 0o644 {
 		t.Errorf("rules.json mode: got %v (%v), want -rw-r--r-- (the source was 0600)", info.Mode(), err)
 	}
-	if got := files(a1.delivery); !slices.Equal(got, []string{"bootstrap"}) {
-		t.Errorf("delivery asset holds %v, want just bootstrap", got)
+	if got := files(a1.inbound); !slices.Equal(got, []string{"bootstrap"}) {
+		t.Errorf("inbound asset holds %v, want just bootstrap", got)
 	}
-	if env := cdkSystem(t, s1).Functions["InboundFunction"].Environment; env["PARLEY_RULES_FILE"] != "/var/task/rules.json" {
+	if env := cdkSystem(t, s1).Functions["DeliveryFunction"].Environment; env["PARLEY_RULES_FILE"] != "/var/task/rules.json" {
 		t.Errorf("PARLEY_RULES_FILE: got %q, want /var/task/rules.json", env["PARLEY_RULES_FILE"])
 	}
 
-	// Another content: another asset for the inbound function only.
+	// Another content: another asset for the delivery function only.
 	a2, _ := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("two.json", second)})
-	if filepath.Base(a2.inbound) == filepath.Base(a1.inbound) {
-		t.Errorf("inbound asset %s did not change with the rules file", filepath.Base(a2.inbound))
+	if filepath.Base(a2.delivery) == filepath.Base(a1.delivery) {
+		t.Errorf("delivery asset %s did not change with the rules file", filepath.Base(a2.delivery))
 	}
-	if data, _ := os.ReadFile(filepath.Join(a2.inbound, "rules.json")); string(data) != second {
+	if data, _ := os.ReadFile(filepath.Join(a2.delivery, "rules.json")); string(data) != second {
 		t.Errorf("rules.json after the change: got %q, want %q", data, second)
 	}
-	if filepath.Base(a2.delivery) != filepath.Base(a1.delivery) {
-		t.Errorf("delivery asset changed with the rules file: %s, %s", filepath.Base(a1.delivery), filepath.Base(a2.delivery))
+	if filepath.Base(a2.inbound) != filepath.Base(a1.inbound) {
+		t.Errorf("inbound asset changed with the rules file: %s, %s", filepath.Base(a1.inbound), filepath.Base(a2.inbound))
 	}
 
 	// Without a file: nothing copied, the same package as the echo bot's.
 	a3, s3 := synthAssets(map[string]any{keyBot: "rules"})
-	if got := files(a3.inbound); !slices.Equal(got, []string{"bootstrap"}) {
-		t.Errorf("inbound asset without rulesFile holds %v, want just bootstrap", got)
+	if got := files(a3.delivery); !slices.Equal(got, []string{"bootstrap"}) {
+		t.Errorf("delivery asset without rulesFile holds %v, want just bootstrap", got)
 	}
-	if _, ok := cdkSystem(t, s3).Functions["InboundFunction"].Environment["PARLEY_RULES_FILE"]; ok {
+	if _, ok := cdkSystem(t, s3).Functions["DeliveryFunction"].Environment["PARLEY_RULES_FILE"]; ok {
 		t.Error("PARLEY_RULES_FILE is set without rulesFile")
 	}
 	def := defaultSynth(t)
-	md := def.resources("AWS::Lambda::Function")[def.id(t, "InboundFunction")]["Metadata"].(map[string]any)
-	if filepath.Base(a3.inbound) != md["aws:asset:path"] {
-		t.Errorf("inbound asset without rulesFile: got %s, want the default %s", filepath.Base(a3.inbound), md["aws:asset:path"])
+	md := def.resources("AWS::Lambda::Function")[def.id(t, "DeliveryFunction")]["Metadata"].(map[string]any)
+	if filepath.Base(a3.delivery) != md["aws:asset:path"] {
+		t.Errorf("delivery asset without rulesFile: got %s, want the default %s", filepath.Base(a3.delivery), md["aws:asset:path"])
 	}
 }

@@ -141,7 +141,7 @@ func TestCDKSynth(t *testing.T) {
 
 func TestCDKSynthRejectsBadConfig(t *testing.T) {
 	_, stderr, err := runCDK(t, "synth", "--no-notices", "-o", t.TempDir(), "-c", "deliveryTimeout=45s", "-c", "maxAttempts=0",
-		"-c", "bot=rules", "-c", "rulesFile=no/such/rules.json")
+		"-c", "bot=rules", "-c", "rulesFile=no/such/rules.json", "-c", "recordTtl=168h", "-c", "botTimeout=10m", "-c", "maxConcurrency=1")
 	if err == nil {
 		t.Fatal("cdk synth without responseEndpointUrl succeeded")
 	}
@@ -149,6 +149,9 @@ func TestCDKSynthRejectsBadConfig(t *testing.T) {
 		`context "responseEndpointUrl": required`,
 		`context "deliveryTimeout": 45s is out of range [1s, 30s]`,
 		`context "maxAttempts": 0 is out of range [1, 100]`,
+		`context "recordTtl": 168h is out of range [360h, 8760h]: a message record must outlive the delivery queue's 14-day retention by a day`,
+		`context "botTimeout": 10m is out of range [1s, 5m]`,
+		`context "maxConcurrency": 1 is out of range [2, 1000]`,
 		`context "rulesFile": ` + filepath.Join(filepath.Dir(mustGetwd(t)), "no/such/rules.json") + " does not exist",
 	} {
 		if !strings.Contains(stderr, want) {
@@ -158,8 +161,8 @@ func TestCDKSynthRejectsBadConfig(t *testing.T) {
 }
 
 // TestCDKSynthRulesFile: with bot=rules and a rules file given relative to the
-// repository root, the cloud assembly the CLI writes has the file in the inbound
-// function's package.
+// repository root, the cloud assembly the CLI writes has the file in the delivery
+// function's package, where the bot runs.
 func TestCDKSynthRulesFile(t *testing.T) {
 	out := t.TempDir()
 	_, stderr, err := runCDK(t, "synth", "--no-notices", "-q", "-o", out, "-c", "responseEndpointUrl="+testEndpoint,
@@ -183,7 +186,7 @@ func TestCDKSynthRulesFile(t *testing.T) {
 	}
 	found := false
 	for id, r := range tmpl.Resources {
-		if r.Type != "AWS::Lambda::Function" || r.Metadata["aws:cdk:path"] != "Parley-dev/InboundFunction/Resource" {
+		if r.Type != "AWS::Lambda::Function" || r.Metadata["aws:cdk:path"] != "Parley-dev/DeliveryFunction/Resource" {
 			continue
 		}
 		found = true
@@ -200,7 +203,7 @@ func TestCDKSynthRulesFile(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Error("no inbound function in the template")
+		t.Error("no delivery function in the template")
 	}
 }
 

@@ -19,11 +19,13 @@ import (
 // Limits the configuration is checked against at synth time, so that a bad value fails
 // `cdk synth` instead of a deploy or, worse, a running system.
 const (
-	// maxDeliveryTimeout bounds one POST to the Response Endpoint: ten of them, one batch,
-	// must fit in the delivery function's timeout with room to record the outcome.
+	// maxDeliveryTimeout bounds one POST to the Response Endpoint (webhook.MaxTimeout in
+	// the root module): two of them at their longest fit in the delivery function's
+	// timeout (see deliveryTiming).
 	maxDeliveryTimeout = 30 * time.Second
-	// maxVisibilityDelay is SQS's ceiling for ChangeMessageVisibility, which is how the
-	// delivery function waits between attempts.
+	// maxVisibilityDelay is SQS's ceiling for ChangeMessageVisibility and for a queue's
+	// visibility timeout (delivery.MaxVisibility): how the delivery function waits
+	// between attempts.
 	maxVisibilityDelay = 12 * time.Hour
 	// queueRetention is how long both queues keep a message (the SQS maximum). A retry
 	// schedule longer than this would let SQS drop a message before it reaches the DLQ.
@@ -42,13 +44,22 @@ const (
 	maxReceiveCount = 1000
 	// defaultOldestMessageAge is when a message waiting in the delivery queue raises an alarm.
 	defaultOldestMessageAge = time.Hour
-	// maxBotTimeout leaves the inbound function (29 s) time to store the turn and
-	// answer after the bot gave up.
-	maxBotTimeout = 25 * time.Second
-	// maxSystemPromptBytes keeps the inbound function's environment well under Lambda's
+	// maxBotTimeout is delivery.MaxBotTimeout: the bot runs in the delivery function,
+	// whose timeout grows with it (deliveryTiming).
+	maxBotTimeout = 5 * time.Minute
+	// minRecordTTL is inbound.MinRecordTTL and minHistoryTTL delivery.MinHistoryTTL: a
+	// record and an exchange outlive the queue's 14-day retention by a day, so a job
+	// being retried always finds them. The functions refuse shorter ones when they start.
+	minRecordTTL  = 15 * 24 * time.Hour
+	minHistoryTTL = 15 * 24 * time.Hour
+	maxTTL        = 365 * 24 * time.Hour
+	// Lambda's limits for an SQS event source's maximum concurrency.
+	minMaxConcurrency = 2
+	maxMaxConcurrency = 1000
+	// maxSystemPromptBytes keeps the delivery function's environment well under Lambda's
 	// 4 KB limit for all variables together.
 	maxSystemPromptBytes = 2048
-	// maxRulesFileBytes bounds the rules file copied into the inbound function.
+	// maxRulesFileBytes bounds the rules file copied into the delivery function.
 	maxRulesFileBytes = 1 << 20
 	// rulesFileInAsset is where the bundling puts the rules file: /var/task is the
 	// unpacked function package.
@@ -56,7 +67,27 @@ const (
 	rulesFileOnLambda = "/var/task/" + rulesFileInAsset
 )
 
-// Bot names (the inbound function's PARLEY_BOT) and LLM providers the functions know.
+// Timing is the delivery side's timing, derived from the bot timeout.
+type Timing struct {
+	FunctionTimeout   time.Duration // the delivery function's, in whole seconds
+	VisibilityTimeout time.Duration // the delivery queue's
+}
+
+// deliveryTiming copies the rule of FunctionTimeout and VisibilityTimeout in
+// shared/delivery/config.go (the root module, which this one cannot import):
+// one job's bot and two POSTs at their longest, with 20 s to settle; the queue's
+// visibility six times that (Lambda's guidance for SQS sources), at most SQS's 12 h.
+// Lambda takes whole seconds: a bot timeout with a fraction of a second rounds the
+// function timeout up. timing_test.go runs the root module's functions to compare.
+func deliveryTiming(botTimeout time.Duration) Timing {
+	fn := botTimeout + 2*maxDeliveryTimeout + 20*time.Second
+	if r := fn % time.Second; r != 0 {
+		fn += time.Second - r
+	}
+	return Timing{FunctionTimeout: fn, VisibilityTimeout: min(6*fn, maxVisibilityDelay)}
+}
+
+// Bot names (the delivery function's PARLEY_BOT) and LLM providers the functions know.
 var (
 	botNames     = []string{"echo", "rules", "llm", "http"}
 	llmProviders = []string{"openai", "anthropic"}
@@ -68,11 +99,13 @@ type Config struct {
 	Stage               string // stack name suffix: Parley-<stage>
 	ResponseEndpointURL string // where the delivery function POSTs bot messages
 	Bot                 string // one of botNames
-	RecordTTL           string // how long inbound de-duplication records live
-	HistoryTTL          string // how long conversation history entries live
+	RecordTTL           string // how long the inbound function's message records live
+	HistoryTTL          string // how long the conversation history (the exchanges) lives
 	BotTimeout          string // how long the bot may take for one turn
+	Timing              Timing // derived from BotTimeout
+	MaxConcurrency      int    // the delivery queue's event source: concurrent batches at most
 	// RulesFile is the absolute path of the rules bot's intents file on the deploying
-	// machine, copied into the inbound function; "" (also for other bots): none, the
+	// machine, copied into the delivery function; "" (also for other bots): none, the
 	// rules bot answers from its built-in example.
 	RulesFile        string
 	HTTPBotURL       string // bot=http: the bot service's Rasa REST webhook
@@ -110,6 +143,7 @@ const (
 	keyRecordTTL           = "recordTtl"
 	keyHistoryTTL          = "historyTtl"
 	keyBotTimeout          = "botTimeout"
+	keyMaxConcurrency      = "maxConcurrency"
 	keyRulesFile           = "rulesFile"
 	keyHTTPBotURL          = "httpBotUrl"
 	keyLLMProvider         = "llmProvider"
@@ -132,9 +166,10 @@ const (
 var defaults = map[string]string{
 	keyStage:            "dev",
 	keyBot:              "echo",
-	keyRecordTTL:        "168h",
+	keyRecordTTL:        "360h",
 	keyHistoryTTL:       "720h",
-	keyBotTimeout:       "10s",
+	keyBotTimeout:       "30s",
+	keyMaxConcurrency:   "10",
 	keyLLMProvider:      "openai",
 	keyRetryMinDelay:    "5s",
 	keyRetryMaxDelay:    "12h",
@@ -181,16 +216,30 @@ func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 	fail := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("context %q: "+format, append([]any{key}, args...)...))
 	}
-	duration := func(key string, min, max time.Duration) (string, time.Duration) {
+	// why, if given, says where the range comes from.
+	duration := func(key string, min, max time.Duration, why ...string) (string, time.Duration) {
 		s := get(key)
 		d, err := time.ParseDuration(s)
 		switch {
 		case err != nil:
 			fail(key, "%q is not a Go duration such as 10s or 12h", s)
 		case d < min || d > max:
-			fail(key, "%s is out of range [%s, %s]", s, min, max)
+			fail(key, "%s is out of range [%s, %s]%s", s, short(min), short(max), strings.Join(append([]string{""}, why...), ": "))
 		}
 		return s, d
+	}
+	whole := func(key string, min, max int) int {
+		s := get(key)
+		n, err := strconv.Atoi(s)
+		switch {
+		case err != nil:
+			fail(key, "%q is not a whole number", s)
+		case n < min || n > max:
+			fail(key, "%d is out of range [%d, %d]", n, min, max)
+		default:
+			return n
+		}
+		return 0
 	}
 
 	var c Config
@@ -205,9 +254,14 @@ func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 		fail(keyResponseEndpointURL, "%v (pass it with -c responseEndpointUrl=https://your.host/path)", err)
 	}
 
-	c.RecordTTL, _ = duration(keyRecordTTL, time.Minute, 365*24*time.Hour)
-	c.HistoryTTL, _ = duration(keyHistoryTTL, time.Minute, 365*24*time.Hour)
-	c.BotTimeout, _ = duration(keyBotTimeout, time.Second, maxBotTimeout)
+	c.RecordTTL, _ = duration(keyRecordTTL, minRecordTTL, maxTTL,
+		"a message record must outlive the delivery queue's 14-day retention by a day")
+	c.HistoryTTL, _ = duration(keyHistoryTTL, minHistoryTTL, maxTTL,
+		"an exchange must outlive the delivery queue's 14-day retention by a day")
+	var botTimeout time.Duration
+	c.BotTimeout, botTimeout = duration(keyBotTimeout, time.Second, maxBotTimeout)
+	c.Timing = deliveryTiming(botTimeout)
+	c.MaxConcurrency = whole(keyMaxConcurrency, minMaxConcurrency, maxMaxConcurrency)
 	c.Bot = get(keyBot)
 	if slices.Contains(botNames, c.Bot) {
 		c.loadBot(get, lookup, repoRoot, fail)
@@ -223,14 +277,7 @@ func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 		fail(keyRetryMinDelay, "%s is longer than %s %s", c.RetryMinDelay, keyRetryMaxDelay, c.RetryMaxDelay)
 	}
 
-	s := get(keyMaxAttempts)
-	n, err := strconv.Atoi(s)
-	switch {
-	case err != nil:
-		fail(keyMaxAttempts, "%q is not a whole number", s)
-	case n < 1 || n > maxMaxAttempts:
-		fail(keyMaxAttempts, "%d is out of range [1, %d]", n, maxMaxAttempts)
-	default:
+	if n := whole(keyMaxAttempts, 1, maxMaxAttempts); n > 0 {
 		c.MaxAttempts = n
 		// The waits between attempts must fit in the queue's retention, or SQS deletes a
 		// message that is still being retried and it never reaches the dead-letter queue.
@@ -351,7 +398,7 @@ func (c *Config) loadBot(get func(string) string, lookup func(string) any, repoR
 }
 
 // checkRulesFile checks what synth can: the rules file exists and is a JSON document.
-// The inbound function validates its intents when it starts.
+// The delivery function validates its intents when it starts.
 func checkRulesFile(path string) error {
 	info, err := os.Stat(path)
 	switch {
@@ -376,6 +423,18 @@ func checkRulesFile(path string) error {
 		return fmt.Errorf("%s is not a JSON object", path)
 	}
 	return nil
+}
+
+// short writes a duration without its zero minutes and seconds: 360h, not 360h0m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func checkEndpointURL(s string) error {

@@ -26,8 +26,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Stage: "dev", ResponseEndpointURL: testEndpoint, Bot: "echo", RecordTTL: "168h",
-		HistoryTTL: "720h", BotTimeout: "10s",
+		Stage: "dev", ResponseEndpointURL: testEndpoint, Bot: "echo", RecordTTL: "360h", HistoryTTL: "720h",
+		BotTimeout: "30s", Timing: Timing{FunctionTimeout: 110 * time.Second, VisibilityTimeout: 660 * time.Second}, MaxConcurrency: 10,
 		RetryMinDelay: "5s", RetryMaxDelay: "12h", MaxAttempts: 11, DeliveryTimeout: "10s",
 		RemovalPolicy: "retain", OldestMessageAge: time.Hour,
 	}
@@ -48,7 +48,8 @@ func TestLoadConfigValues(t *testing.T) {
 	// Context from cdk.json arrives as JSON values, from -c as strings.
 	cfg, err := loadConfig(t, map[string]any{
 		keyResponseEndpointURL: "http://10.0.0.1:8080/bot?x=1", keyStage: "prod-2", keyBot: "http",
-		keyHTTPBotURL: "http://rasa.internal:5005/webhooks/rest/webhook", keyHistoryTTL: "48h", keyBotTimeout: "25s",
+		keyHTTPBotURL: "http://rasa.internal:5005/webhooks/rest/webhook", keyHistoryTTL: "8760h", keyBotTimeout: "5m",
+		keyRecordTTL: "360h", keyMaxConcurrency: float64(1000),
 		keyMaxAttempts: float64(28), keyRetryMaxDelay: "12h", keyDeliveryTimeout: "30s",
 		keyRemovalPolicy: "DESTROY", keyAlarmEmail: "ops@example.com", keyOldestMessageAge: "2h",
 	})
@@ -57,7 +58,8 @@ func TestLoadConfigValues(t *testing.T) {
 	}
 	if cfg.MaxAttempts != 28 || cfg.RemovalPolicy != "destroy" || cfg.AlarmEmail != "ops@example.com" ||
 		cfg.OldestMessageAge != 2*time.Hour || cfg.StackName() != "Parley-prod-2" || cfg.Bot != "http" ||
-		cfg.HTTPBotURL != "http://rasa.internal:5005/webhooks/rest/webhook" || cfg.HistoryTTL != "48h" || cfg.BotTimeout != "25s" {
+		cfg.HTTPBotURL != "http://rasa.internal:5005/webhooks/rest/webhook" || cfg.HistoryTTL != "8760h" || cfg.BotTimeout != "5m" ||
+		cfg.RecordTTL != "360h" || cfg.MaxConcurrency != 1000 || cfg.Timing.FunctionTimeout != 380*time.Second {
 		t.Errorf("got %+v", cfg)
 	}
 }
@@ -148,7 +150,15 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unknown bot", map[string]any{keyBot: "parrot"}, []string{`context "bot": "parrot" is not a bot: want one of echo, rules, llm, http`}},
 		{"history TTL", map[string]any{keyHistoryTTL: "30 days"}, []string{`"historyTtl"`, "not a Go duration"}},
 		{"history TTL too long", map[string]any{keyHistoryTTL: "10000h"}, []string{`"historyTtl": 10000h is out of range`}},
-		{"bot timeout over 25s", map[string]any{keyBotTimeout: "26s"}, []string{`"botTimeout": 26s is out of range [1s, 25s]`}},
+		{"history TTL under 15 days", map[string]any{keyHistoryTTL: "359h"},
+			[]string{`context "historyTtl": 359h is out of range [360h, 8760h]: an exchange must outlive the delivery queue's 14-day retention by a day`}},
+		{"record TTL under 15 days", map[string]any{keyRecordTTL: "168h"},
+			[]string{`context "recordTtl": 168h is out of range [360h, 8760h]: a message record must outlive the delivery queue's 14-day retention by a day`}},
+		{"bot timeout over 5m", map[string]any{keyBotTimeout: "301s"}, []string{`"botTimeout": 301s is out of range [1s, 5m]`}},
+		{"bot timeout under 1s", map[string]any{keyBotTimeout: "500ms"}, []string{`"botTimeout": 500ms is out of range [1s, 5m]`}},
+		{"max concurrency 1", map[string]any{keyMaxConcurrency: "1"}, []string{`context "maxConcurrency": 1 is out of range [2, 1000]`}},
+		{"max concurrency over 1000", map[string]any{keyMaxConcurrency: float64(1001)}, []string{`"maxConcurrency": 1001 is out of range [2, 1000]`}},
+		{"max concurrency not a number", map[string]any{keyMaxConcurrency: "ten"}, []string{`"maxConcurrency": "ten" is not a whole number`}},
 		{"bot timeout", map[string]any{keyBotTimeout: "ten"}, []string{`"botTimeout"`, "not a Go duration"}},
 		{"rules file missing", map[string]any{keyBot: "rules", keyRulesFile: "no/such/rules.json"},
 			[]string{`context "rulesFile"`, "no/such/rules.json does not exist", "relative to the repository root"}},
@@ -235,5 +245,28 @@ func TestLoadConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeliveryTiming: the rule of shared/delivery/config.go, with Lambda's whole seconds
+// (timing_test.go compares it with the root module's own functions).
+func TestDeliveryTiming(t *testing.T) {
+	for _, tt := range []struct {
+		bot, function, visibility time.Duration
+	}{
+		{time.Second, 81 * time.Second, 486 * time.Second},
+		{10 * time.Second, 90 * time.Second, 540 * time.Second},
+		{30 * time.Second, 110 * time.Second, 660 * time.Second},
+		{1500 * time.Millisecond, 82 * time.Second, 492 * time.Second}, // rounded up
+		{5 * time.Minute, 380 * time.Second, 2280 * time.Second},
+	} {
+		got := deliveryTiming(tt.bot)
+		if got.FunctionTimeout != tt.function || got.VisibilityTimeout != tt.visibility {
+			t.Errorf("bot timeout %s: got %+v, want function %s, visibility %s", tt.bot, got, tt.function, tt.visibility)
+		}
+		// Lambda's guidance for SQS sources, and what Lambda and SQS accept.
+		if got.VisibilityTimeout < 6*got.FunctionTimeout || got.FunctionTimeout > 15*time.Minute || got.VisibilityTimeout > maxVisibilityDelay {
+			t.Errorf("bot timeout %s: %+v breaks a limit", tt.bot, got)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7/intrinsics"
 )
@@ -32,11 +33,21 @@ func readSAMTemplate(t *testing.T) []byte {
 }
 
 // samParams are the SAM parameter values that match a CDK configuration. A rules file
-// is the one setting SAM cannot take: RulesFilePath says where the user put it.
+// is the one setting SAM cannot take: RulesFilePath says where the user put it. SAM
+// takes the bot timeout in seconds and the TTLs in hours; the configurations compared
+// give them in those units, so that the functions' environments read the same.
+// Number parameters are float64, as goformation reads YAML numbers.
 func samParams(cfg Config) map[string]any {
 	rulesFilePath := ""
 	if cfg.RulesFile != "" {
 		rulesFilePath = rulesFileOnLambda
+	}
+	in := func(text string, unit time.Duration) float64 {
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			panic(err) // LoadConfig checked it
+		}
+		return float64(d / unit)
 	}
 	return map[string]any{
 		"Stage":                        cfg.Stage,
@@ -52,9 +63,10 @@ func samParams(cfg Config) map[string]any {
 		"LlmMaxTokens":                 cfg.LLM.MaxTokens,
 		"LlmHistory":                   cfg.LLM.History,
 		"LlmApiKeySecretName":          cfg.LLM.APIKeySecretName,
-		"BotTimeout":                   cfg.BotTimeout,
-		"RecordTtl":                    cfg.RecordTTL,
-		"HistoryTtl":                   cfg.HistoryTTL,
+		"BotTimeoutSeconds":            strconv.FormatFloat(in(cfg.BotTimeout, time.Second), 'f', -1, 64),
+		"RecordTtlHours":               in(cfg.RecordTTL, time.Hour),
+		"HistoryTtlHours":              in(cfg.HistoryTTL, time.Hour),
+		"MaxConcurrency":               float64(cfg.MaxConcurrency),
 		"RetryMinDelay":                cfg.RetryMinDelay,
 		"RetryMaxDelay":                cfg.RetryMaxDelay,
 		"MaxAttempts":                  strconv.Itoa(cfg.MaxAttempts),
@@ -93,19 +105,20 @@ func TestParity(t *testing.T) {
 	if in == nil || out == nil {
 		t.Fatalf("functions: got %v", cdk.Functions)
 	}
-	if len(in.Environment) != 6 || len(out.Environment) != 9 || !slices.Equal(in.Routes, []string{"$default"}) ||
+	if len(in.Environment) != 3 || len(out.Environment) != 12 || !slices.Equal(in.Routes, []string{"$default"}) ||
 		len(out.Queues) != 1 || len(cdk.Queues) != 2 || len(cdk.Tables) != 1 || len(cdk.Alarms) != 6 || len(cdk.Outputs) != 5 {
 		t.Errorf("CDK system is missing parts: %+v %+v %+v", cdk, in, out)
 	}
 }
 
 // TestParityWithSettings synthesizes the stack with every setting changed and gives the
-// SAM template the matching parameters: still one system, the receive budget included.
+// SAM template the matching parameters: still one system, the receive budget and the
+// timing that follows the bot timeout included.
 func TestParityWithSettings(t *testing.T) {
 	s := synth(t, map[string]any{
-		keyBot: "rules", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+		keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
 		keyMaxAttempts: "5", keyDeliveryTimeout: "20s", keyOldestMessageAge: "30m",
-		keyHistoryTTL: "48h", keyBotTimeout: "5s",
+		keyHistoryTTL: "2160h", keyBotTimeout: "180s", keyMaxConcurrency: "50",
 	}, false)
 	cdk := cdkSystem(t, s)
 	sam, err := samSystem(readSAMTemplate(t), samParams(s.cfg))
@@ -125,7 +138,8 @@ func TestParityWithSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffs := strings.Join(compareSystems(cdk, samDefaults), "\n")
-	for _, want := range []string{"PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_BOT_TIMEOUT", "Threshold"} {
+	for _, want := range []string{"PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_RECORD_TTL", "PARLEY_BOT_TIMEOUT",
+		"Threshold", "DeliveryFunction].Timeout", "DeliveryQueue].VisibilityTimeout", "MaximumConcurrency"} {
 		if !strings.Contains(diffs, want) {
 			t.Errorf("changing %s in CDK alone went unnoticed; differences:\n%s", want, diffs)
 		}
@@ -247,10 +261,21 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"architecture", "Architectures: [arm64]", "Architectures: [x86_64]", "Architectures", false},
 		{"handler", "Handler: bootstrap", "Handler: main", "Handler", false},
 		{"inbound memory", "MemorySize: 256", "MemorySize: 512", "InboundFunction].MemorySize", false},
-		{"delivery timeout", "Timeout: 120", "Timeout: 60", "DeliveryFunction].Timeout", false},
+		{"inbound timeout", "Timeout: 10 # at most", "Timeout: 29 # at most", "InboundFunction].Timeout", false},
+		{"delivery timeout", "Timeout: !FindInMap [DeliveryTiming, !Ref BotTimeoutSeconds, FunctionTimeout]", "Timeout: 120", "DeliveryFunction].Timeout", false},
+		{"delivery timing row", `"30": {FunctionTimeout: 110,`, `"30": {FunctionTimeout: 100,`, "DeliveryFunction].Timeout", false},
+		{"visibility timing row", "VisibilityTimeout: 660}", "VisibilityTimeout: 720}", "DeliveryQueue].VisibilityTimeout", false},
+		{"visibility timeout", "VisibilityTimeout: !FindInMap [DeliveryTiming, !Ref BotTimeoutSeconds, VisibilityTimeout]", "VisibilityTimeout: 720", "VisibilityTimeout", false},
+		{"timing column swapped", "Timeout: !FindInMap [DeliveryTiming, !Ref BotTimeoutSeconds, FunctionTimeout]", "Timeout: !FindInMap [DeliveryTiming, !Ref BotTimeoutSeconds, VisibilityTimeout]", "DeliveryFunction].Timeout", false},
+		{"bot timeout default", "    Default: \"30\"\n", "    Default: \"60\"\n", "PARLEY_BOT_TIMEOUT", false},
 		{"env var removed", "          PARLEY_BOT: !Ref Bot\n", "", "PARLEY_BOT", false},
+		{"bot setting on inbound", "          PARLEY_RECORD_TTL: !Sub \"${RecordTtlHours}h\"\n", "          PARLEY_RECORD_TTL: !Sub \"${RecordTtlHours}h\"\n          PARLEY_BOT: !Ref Bot\n", "InboundFunction].Environment[PARLEY_BOT]", false},
 		{"env var renamed", "PARLEY_DEAD_LETTER_QUEUE_URL:", "PARLEY_DLQ_URL:", "PARLEY_DLQ_URL", false},
 		{"env default", "Default: 12h", "Default: 6h", "PARLEY_RETRY_MAX_DELAY", false},
+		{"record TTL default", "    Default: 360\n", "    Default: 400\n", "PARLEY_RECORD_TTL", false},
+		{"record TTL unit", `PARLEY_RECORD_TTL: !Sub "${RecordTtlHours}h"`, `PARLEY_RECORD_TTL: !Sub "${RecordTtlHours}d"`, "PARLEY_RECORD_TTL", false},
+		{"history TTL default", "    Default: 720\n", "    Default: 700\n", "PARLEY_HISTORY_TTL", false},
+		{"bot timeout missing", "          PARLEY_BOT_TIMEOUT: !Sub \"${BotTimeoutSeconds}s\"\n", "", "PARLEY_BOT_TIMEOUT", false},
 		{"log format", "LogFormat: JSON", "LogFormat: Text", "LogFormat", false},
 		{"log retention", "RetentionInDays: 30", "RetentionInDays: 7", "LogRetention", false},
 		{"sort key", "        - {AttributeName: sk, KeyType: RANGE}\n", "", "Keys", false},
@@ -259,16 +284,22 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"table retention", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain", "  Table:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Delete", "DeletionPolicy", false},
 		{"dead-letter queue not FIFO", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true", "  DeadLetterQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: false", "DeadLetterQueue].Fifo", false},
 		{"content-based dedup", "ContentBasedDeduplication: false # the code", "ContentBasedDeduplication: true # the code", "ContentBasedDeduplication", false},
-		{"visibility timeout", "VisibilityTimeout: 720", "VisibilityTimeout: 300", "VisibilityTimeout", false},
+		{"dead-letter dedup scope", "DeduplicationScope: messageGroup", "DeduplicationScope: queue", "DeadLetterQueue].DeduplicationScope", false},
+		{"throughput limit", "DeduplicationScope: messageGroup\n      FifoThroughputLimit: perMessageGroupId\n      MessageRetentionPeriod: 1209600 # 14 days\n      VisibilityTimeout",
+			"DeduplicationScope: messageGroup\n      FifoThroughputLimit: perQueue\n      MessageRetentionPeriod: 1209600 # 14 days\n      VisibilityTimeout", "DeliveryQueue].FifoThroughputLimit", false},
 		// The old budget, maxAttempts + 1 with the default 11.
 		{"receive budget", "maxReceiveCount: 1000", "maxReceiveCount: 12", "MaxReceiveCount", false},
 		{"dead-letter target", "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn", "deadLetterTargetArn: !GetAtt DeliveryQueue.Arn", "DeadLetterTarget", false},
 		{"batch size", "BatchSize: 10", "BatchSize: 5", "BatchSize", false},
 		{"batch item failures", "            FunctionResponseTypes: [ReportBatchItemFailures]\n", "", "FunctionResponseTypes", false},
-		{"maximum concurrency", "MaximumConcurrency: 10", "MaximumConcurrency: 5", "MaximumConcurrency", false},
+		{"maximum concurrency", "MaximumConcurrency: !Ref MaxConcurrency", "MaximumConcurrency: 5", "MaximumConcurrency", false},
+		{"maximum concurrency default", "    Default: 10\n    MinValue: 2\n", "    Default: 20\n    MinValue: 2\n", "MaximumConcurrency", false},
 		{"catch-all route", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /{proxy+}", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /messages", "Routes", false},
 		{"payload format", `PayloadFormatVersion: "2.0"`, `PayloadFormatVersion: "1.0"`, "PayloadFormatVersion", false},
 		{"extra action", "                  - dynamodb:Query\n", "                  - dynamodb:Query\n                  - dynamodb:Scan\n", "dynamodb:Scan", false},
+		{"inbound UpdateItem", "                  - dynamodb:PutItem\n", "                  - dynamodb:PutItem\n                  - dynamodb:UpdateItem\n", "InboundFunction].Permissions", false},
+		{"inbound Query missing", "                  - dynamodb:Query\n", "", "InboundFunction].Permissions", false},
+		{"delivery BatchGetItem missing", "                  - dynamodb:BatchGetItem\n", "", "DeliveryFunction].Permissions", false},
 		{"missing action", "                  - sqs:GetQueueUrl\n", "", "sqs:GetQueueUrl", false},
 		{"wider resource", "Resource: !Ref SigningSecret", "Resource: '*'", "SigningSecret", false},
 		{"managed policy", "policy/service-role/AWSLambdaBasicExecutionRole", "policy/AdministratorAccess", "ManagedPolicies", false},
@@ -276,16 +307,15 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"alarm threshold", "Default: 3600", "Default: 7200", "Threshold", false},
 		{"alarm metric", "MetricName: Throttles", "MetricName: Invocations", "Metric", false},
 		{"output", "  SigningSecretArn:\n    Description", "  SecretArn:\n    Description", "Outputs", false},
-		{"history TTL default", "Default: 720h", "Default: 168h", "PARLEY_HISTORY_TTL", false},
-		{"bot timeout missing", "          PARLEY_BOT_TIMEOUT: !Ref BotTimeout\n", "", "PARLEY_BOT_TIMEOUT", false},
-		{"inbound BatchWriteItem", "                  - dynamodb:BatchWriteItem\n", "", "dynamodb:BatchWriteItem", false},
-		{"delivery table action", "Action: dynamodb:UpdateItem # counts", "Action: dynamodb:PutItem # counts", "dynamodb:PutItem", false},
 		{"delivery table name", "          PARLEY_TABLE_NAME: !Ref Table\n          PARLEY_RESPONSE", "          PARLEY_RESPONSE", "DeliveryFunction].Environment[PARLEY_TABLE_NAME]", false},
 		{"llm setting with another bot", "PARLEY_LLM_MODEL: !If [IsLlmBot,", "PARLEY_LLM_MODEL: !If [HasAlarmEmail,", "PARLEY_LLM_MODEL", true},
 		{"llm optional setting", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmHistory,", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmMaxTokens,", "PARLEY_LLM_HISTORY", true},
 		{"llm key ARN", ":secret:${LlmApiKeySecretName}\n", ":secret:${LlmApiKeySecretName}-??????\n", "PARLEY_LLM_API_KEY_SECRET_ARN", true},
 		{"llm key resource", "${LlmApiKeySecretName}-??????", "${LlmApiKeySecretName}*", "parley/openai*", true},
-		{"llm key statement condition", "              - !If\n                - IsLlmBot\n", "              - !If\n                - IsHttpBot\n", "secretsmanager:GetSecretValue", true},
+		{"llm key statement condition", "                - IsLlmBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue",
+			"                - IsHttpBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue", true},
+		{"llm history statement condition", "                - IsLlmBot\n                - Effect: Allow\n                  Action: dynamodb:Query",
+			"                - IsHttpBot\n                - Effect: Allow\n                  Action: dynamodb:Query", "dynamodb:Query", true},
 		{"llm key action", "Action: secretsmanager:GetSecretValue\n                  Resource: !Sub", "Action: secretsmanager:*\n                  Resource: !Sub", "secretsmanager:*", true},
 	}
 	for _, tt := range tests {
@@ -346,8 +376,10 @@ func TestSAMTemplate(t *testing.T) {
 		{"HttpBotUrl", []string{"", "http://rasa:5005/webhooks/rest/webhook", "https://bot.example.com/"}, []string{"ftp://bot/", "bot.example.com"}},
 		{"LlmApiKeySecretName", []string{"", "parley/openai", "prod/llm_key+1=a.b@c"}, []string{"my key", "arn:aws:secretsmanager:x"}},
 		{"RulesFilePath", []string{"", "/var/task/rules.json"}, []string{"rules.json"}},
-		{"HistoryTtl", []string{"720h", "90m", "1h30m"}, []string{"30d", ""}},
-		{"BotTimeout", []string{"10s", "1.5s"}, []string{"10", ""}},
+		{"BotTimeoutSeconds", []string{"10", "30", "300"}, []string{"25", "30s", "301", ""}},
+		{"RecordTtlHours", []string{"360", "8760"}, []string{"359", "168", "8761", "15d"}},
+		{"HistoryTtlHours", []string{"360", "720", "8760"}, []string{"359", "8761", "720h"}},
+		{"MaxConcurrency", []string{"2", "10", "1000"}, []string{"1", "1001", "ten"}},
 		{"MaxAttempts", []string{"1", "11", "28", "100"}, []string{"0", "-1", "101", "eleven", ""}},
 		{"OldestMessageAgeAlarmSeconds", []string{"60", "3600"}, []string{"59", "an hour"}},
 	} {
@@ -382,6 +414,20 @@ func TestSAMTemplate(t *testing.T) {
 	}
 	if p, ok := doc.Parameters["ResponseEndpointUrl"]; !ok || p.Default != nil {
 		t.Errorf("ResponseEndpointUrl must be a parameter without a default: got %+v", p)
+	}
+
+	// The number parameters take the CDK app's ranges.
+	for _, c := range []struct {
+		param    string
+		min, max float64
+	}{
+		{"RecordTtlHours", minRecordTTL.Hours(), maxTTL.Hours()},
+		{"HistoryTtlHours", minHistoryTTL.Hours(), maxTTL.Hours()},
+		{"MaxConcurrency", minMaxConcurrency, maxMaxConcurrency},
+	} {
+		if p := doc.Parameters[c.param]; p.Type != "Number" || p.MinValue == nil || *p.MinValue != c.min || p.MaxValue == nil || *p.MaxValue != c.max {
+			t.Errorf("%s: got type %q, range [%v, %v]; want Number, [%v, %v]", c.param, p.Type, p.MinValue, p.MaxValue, c.min, c.max)
+		}
 	}
 
 	// MaxAttempts takes the attempts the CDK app accepts (its retention check aside, which
@@ -428,9 +474,54 @@ func TestSAMTemplate(t *testing.T) {
 	}
 }
 
+// TestSAMDeliveryTiming: SAM has no arithmetic, so the bot timeout is a choice and each
+// choice has its row in the DeliveryTiming mapping. Every choice has a row, every row is
+// a choice, and each gives the delivery function and queue the CDK app's numbers for
+// that bot timeout (which timing_test.go compares with the application's).
+func TestSAMDeliveryTiming(t *testing.T) {
+	data := readSAMTemplate(t)
+	doc := readSAMDoc(t, data)
+	p := doc.Parameters["BotTimeoutSeconds"]
+	rows := doc.Mappings["DeliveryTiming"]
+	if p.Type != "String" || len(p.AllowedValues) == 0 {
+		t.Fatalf("BotTimeoutSeconds: got type %q, allowed values %v; want a String with AllowedValues", p.Type, p.AllowedValues)
+	}
+	if got, want := slices.Sorted(maps.Keys(rows)), slices.Sorted(slices.Values(p.AllowedValues)); !slices.Equal(got, want) {
+		t.Errorf("DeliveryTiming rows %v, BotTimeoutSeconds allows %v: want the same", got, want)
+	}
+	for _, v := range p.AllowedValues {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || time.Duration(n)*time.Second > maxBotTimeout {
+			t.Errorf("BotTimeoutSeconds allows %q: want whole seconds in [1, %d]", v, int(maxBotTimeout.Seconds()))
+			continue
+		}
+		bot := time.Duration(n) * time.Second
+		want := deliveryTiming(bot)
+		row := rows[v]
+		if len(row) != 2 || row["FunctionTimeout"] != want.FunctionTimeout.Seconds() || row["VisibilityTimeout"] != want.VisibilityTimeout.Seconds() {
+			t.Errorf("DeliveryTiming %q: got %v, want FunctionTimeout %v, VisibilityTimeout %v", v, row, want.FunctionTimeout.Seconds(), want.VisibilityTimeout.Seconds())
+		}
+		// And the template uses the row: the stack with this bot timeout.
+		sam, err := samSystem(data, map[string]any{"ResponseEndpointUrl": testEndpoint, "BotTimeoutSeconds": v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sam.Functions["DeliveryFunction"].Timeout; got != int(want.FunctionTimeout.Seconds()) {
+			t.Errorf("BotTimeoutSeconds=%s: delivery function timeout %d, want %v", v, got, want.FunctionTimeout.Seconds())
+		}
+		if got := sam.Queues["DeliveryQueue"].VisibilityTimeout; got != int(want.VisibilityTimeout.Seconds()) {
+			t.Errorf("BotTimeoutSeconds=%s: visibility timeout %d, want %v", v, got, want.VisibilityTimeout.Seconds())
+		}
+		if got := sam.Functions["DeliveryFunction"].Environment["PARLEY_BOT_TIMEOUT"]; got != v+"s" {
+			t.Errorf("BotTimeoutSeconds=%s: PARLEY_BOT_TIMEOUT %q", v, got)
+		}
+	}
+}
+
 // samDoc is template.yaml read without resolving anything.
 type samDoc struct {
 	Transform  string
+	Mappings   map[string]map[string]map[string]any
 	Parameters map[string]struct {
 		Type               string
 		Default            any

@@ -7,11 +7,13 @@
 #   make test-infra                                 the infra/ tests, CLI included
 #
 # Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, DELIVERY_TIMEOUT,
-# RECORD_TTL, HISTORY_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy), CDK_FLAGS (extra CLI flags);
-# the bot: BOT (echo|rules|llm|http), BOT_TIMEOUT, RULES_FILE (bot=rules; relative to the
-# repository root), HTTP_BOT_URL (bot=http), LLM_MODEL and LLM_API_KEY_SECRET_NAME (bot=llm,
-# required), LLM_PROVIDER, LLM_BASE_URL, LLM_SYSTEM_PROMPT, LLM_TEMPERATURE, LLM_MAX_TOKENS,
-# LLM_HISTORY. Each is the context key of infra/README.md.
+# MAX_CONCURRENCY, RECORD_TTL, HISTORY_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy),
+# CDK_FLAGS (extra CLI flags); the bot, which runs in the delivery function: BOT
+# (echo|rules|llm|http), BOT_TIMEOUT (the delivery function's timeout and the queue's
+# visibility follow it), RULES_FILE (bot=rules; relative to the repository root), HTTP_BOT_URL
+# (bot=http), LLM_MODEL and LLM_API_KEY_SECRET_NAME (bot=llm, required), LLM_PROVIDER,
+# LLM_BASE_URL, LLM_SYSTEM_PROMPT, LLM_TEMPERATURE, LLM_MAX_TOKENS, LLM_HISTORY. Each is the
+# context key of infra/README.md.
 
 INFRA_DIR   := infra
 CDK_STAMP   := $(INFRA_DIR)/node_modules/.installed
@@ -47,6 +49,7 @@ CDK_CONTEXT = $(strip -c stage=$(STAGE) \
 	$(call cdk_context,retryMinDelay,$(RETRY_MIN_DELAY)) \
 	$(call cdk_context,retryMaxDelay,$(RETRY_MAX_DELAY)) \
 	$(call cdk_context,deliveryTimeout,$(DELIVERY_TIMEOUT)) \
+	$(call cdk_context,maxConcurrency,$(MAX_CONCURRENCY)) \
 	$(call cdk_context,recordTtl,$(RECORD_TTL)) \
 	$(call cdk_context,historyTtl,$(HISTORY_TTL)) \
 	$(call cdk_context,alarmEmail,$(ALARM_EMAIL)) \

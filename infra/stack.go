@@ -21,36 +21,44 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Sizes of the two functions. The SAM template (../template.yaml) repeats them; the
-// parity test keeps the two in step.
+// Sizes of the two functions; the delivery function's timeout follows the bot timeout
+// (Config.Timing). The SAM template (../template.yaml) repeats them; the parity test
+// keeps the two in step.
 const (
-	inboundMemoryMB       = 256
-	inboundTimeoutSeconds = 29 // under API Gateway's 30 s integration limit
+	inboundMemoryMB = 256
+	// inboundTimeoutSeconds: the inbound function makes at most three AWS calls (token,
+	// PutItem, SendMessage), each bounded at 3 s (inbound.DefaultCallTimeout).
+	inboundTimeoutSeconds = 10
 	deliveryMemoryMB      = 256
-	deliveryTimeoutSecs   = 120 // a batch of 10 POSTs, each bounded by deliveryTimeout
-	// Lambda's guidance for SQS sources: visibility timeout at least six times the
-	// function timeout, so a batch being retried by Lambda is not handed out twice.
-	deliveryVisibilitySeconds = 6 * deliveryTimeoutSecs
-	esmBatchSize              = 10 // the FIFO maximum
-	esmMaxConcurrency         = 10
-	signingSecretLength       = 44 // alphanumeric, so valid base64 for a 33-byte key
+	esmBatchSize          = 10 // the FIFO maximum
+	signingSecretLength   = 44 // alphanumeric, so valid base64 for a 33-byte key
 )
 
 // Actions each function may perform, and nothing more. Listed here so the tests can
 // compare them with the synthesized policies and with template.yaml.
 var (
-	inboundTableActions  = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}
-	inboundQueueActions  = []string{"sqs:SendMessage"}
-	inboundLLMKeyActions = []string{"secretsmanager:GetSecretValue"} // bot=llm only
+	// The token lookup and the replay check (GetItem), the message record (PutItem),
+	// the history API, GET /v1/conversations/{id}/messages (Query).
+	inboundTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+	inboundQueueActions = []string{"sqs:SendMessage"}
+	// The event source grants these on the delivery queue; IAM authorizes the function's
+	// own DeleteMessageBatch and ChangeMessageVisibilityBatch calls under DeleteMessage
+	// and ChangeMessageVisibility (SQS has no separate batch actions).
 	deliveryQueueActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 	deliveryDLQActions   = []string{"sqs:SendMessage"}
 	deliverySecretAction = []string{"secretsmanager:GetSecretValue"}
-	deliveryTableActions = []string{"dynamodb:UpdateItem"} // counts failed attempts
+	// The record and exchange of a job that may have run before (BatchGetItem), the
+	// exchange (PutItem, GetItem when it exists), attempt counts and take-overs
+	// (UpdateItem), and tombstones (DeleteItem).
+	deliveryTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	// bot=llm only: the conversation's recent history (Query) and the API key.
+	deliveryLLMTableActions = []string{"dynamodb:Query"}
+	deliveryLLMKeyActions   = []string{"secretsmanager:GetSecretValue"}
 )
 
 // NewParleyStack defines the whole deployment: the webhook API and inbound function,
-// the de-duplication table, the FIFO delivery queue and its dead-letter queue, the
-// delivery function, the signing secret, and the alarms.
+// the table, the FIFO delivery queue and its dead-letter queue, the delivery function
+// (which runs the bot), the signing secret, and the alarms.
 func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(cfg.StackName()), &awscdk.StackProps{
 		Description: jsii.String("Parley Messaging API (" + cfg.Stage + ")"),
@@ -73,18 +81,24 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		RemovalPolicy: removal,
 	})
 
+	// Both FIFO queues in high-throughput mode: deduplication and the throughput limit
+	// per message group (a conversation), not per queue.
 	retention := awscdk.Duration_Days(jsii.Number(14))
 	deadLetters := awssqs.NewQueue(stack, jsii.String("DeadLetterQueue"), &awssqs.QueueProps{
 		Fifo:                      jsii.Bool(true),
 		ContentBasedDeduplication: jsii.Bool(false),
+		DeduplicationScope:        awssqs.DeduplicationScope_MESSAGE_GROUP,
+		FifoThroughputLimit:       awssqs.FifoThroughputLimit_PER_MESSAGE_GROUP_ID,
 		RetentionPeriod:           retention,
 	})
 	queue := awssqs.NewQueue(stack, jsii.String("DeliveryQueue"), &awssqs.QueueProps{
 		Fifo: jsii.Bool(true),
-		// The code sets MessageDeduplicationId itself (the inbound message id).
+		// The code sets MessageDeduplicationId itself (the job's ref).
 		ContentBasedDeduplication: jsii.Bool(false),
+		DeduplicationScope:        awssqs.DeduplicationScope_MESSAGE_GROUP,
+		FifoThroughputLimit:       awssqs.FifoThroughputLimit_PER_MESSAGE_GROUP_ID,
 		RetentionPeriod:           retention,
-		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(deliveryVisibilitySeconds)),
+		VisibilityTimeout:         awscdk.Duration_Seconds(jsii.Number(cfg.Timing.VisibilityTimeout.Seconds())),
 		DeadLetterQueue: &awssqs.DeadLetterQueue{
 			Queue: deadLetters,
 			// Backstop for crashes only: after its last attempt the delivery function
@@ -102,34 +116,55 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		},
 	})
 
-	inboundEnv := map[string]*string{
-		"PARLEY_TABLE_NAME":  table.TableName(),
-		"PARLEY_QUEUE_URL":   queue.QueueUrl(),
-		"PARLEY_BOT":         jsii.String(cfg.Bot),
-		"PARLEY_RECORD_TTL":  jsii.String(cfg.RecordTTL),
-		"PARLEY_HISTORY_TTL": jsii.String(cfg.HistoryTTL),
-		"PARLEY_BOT_TIMEOUT": jsii.String(cfg.BotTimeout),
+	// The inbound function accepts and hands off: no bot setting reaches it.
+	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
+		Description: jsii.String("Parley inbound: accepts user messages from the webhook API and queues each turn"),
+		Code:        functionCode(repoRoot, "./functions/inbound"),
+		MemorySize:  jsii.Number(inboundMemoryMB),
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(inboundTimeoutSeconds)),
+		Environment: &map[string]*string{
+			"PARLEY_TABLE_NAME": table.TableName(),
+			"PARLEY_QUEUE_URL":  queue.QueueUrl(),
+			"PARLEY_RECORD_TTL": jsii.String(cfg.RecordTTL),
+		},
+	})
+	allow(inbound, inboundTableActions, table.TableArn())
+	allow(inbound, inboundQueueActions, queue.QueueArn())
+
+	deliveryEnv := map[string]*string{
+		"PARLEY_TABLE_NAME":            table.TableName(),
+		"PARLEY_RESPONSE_ENDPOINT_URL": jsii.String(cfg.ResponseEndpointURL),
+		"PARLEY_SIGNING_SECRET_ARN":    secret.SecretArn(),
+		"PARLEY_QUEUE_URL":             queue.QueueUrl(),
+		"PARLEY_DEAD_LETTER_QUEUE_URL": deadLetters.QueueUrl(),
+		"PARLEY_RETRY_MIN_DELAY":       jsii.String(cfg.RetryMinDelay),
+		"PARLEY_RETRY_MAX_DELAY":       jsii.String(cfg.RetryMaxDelay),
+		"PARLEY_MAX_ATTEMPTS":          jsii.String(strconv.Itoa(cfg.MaxAttempts)),
+		"PARLEY_DELIVERY_TIMEOUT":      jsii.String(cfg.DeliveryTimeout),
+		"PARLEY_BOT":                   jsii.String(cfg.Bot),
+		"PARLEY_BOT_TIMEOUT":           jsii.String(cfg.BotTimeout),
+		"PARLEY_HISTORY_TTL":           jsii.String(cfg.HistoryTTL),
 	}
 	setIf := func(name, value string) {
 		if value != "" {
-			inboundEnv[name] = jsii.String(value)
+			deliveryEnv[name] = jsii.String(value)
 		}
 	}
-	var inboundFiles []assetFile
+	var deliveryFiles []assetFile
 	var llmKey awssecretsmanager.ISecret
 	switch cfg.Bot {
 	case "rules":
 		// Without a file the function answers from its built-in example.
 		if cfg.RulesFile != "" {
-			inboundFiles = append(inboundFiles, assetFile{name: rulesFileInAsset, source: cfg.RulesFile})
-			inboundEnv["PARLEY_RULES_FILE"] = jsii.String(rulesFileOnLambda)
+			deliveryFiles = append(deliveryFiles, assetFile{name: rulesFileInAsset, source: cfg.RulesFile})
+			deliveryEnv["PARLEY_RULES_FILE"] = jsii.String(rulesFileOnLambda)
 		}
 	case "http":
-		inboundEnv["PARLEY_HTTP_BOT_URL"] = jsii.String(cfg.HTTPBotURL)
+		deliveryEnv["PARLEY_HTTP_BOT_URL"] = jsii.String(cfg.HTTPBotURL)
 	case "llm":
 		// Created by the operator beforehand; the stack only reads it.
 		llmKey = awssecretsmanager.Secret_FromSecretNameV2(stack, jsii.String("LlmApiKey"), jsii.String(cfg.LLM.APIKeySecretName))
-		inboundEnv["PARLEY_LLM_API_KEY_SECRET_ARN"] = llmKey.SecretArn() // partial: no random suffix
+		deliveryEnv["PARLEY_LLM_API_KEY_SECRET_ARN"] = llmKey.SecretArn() // partial: no random suffix
 		setIf("PARLEY_LLM_PROVIDER", cfg.LLM.Provider)
 		setIf("PARLEY_LLM_MODEL", cfg.LLM.Model)
 		setIf("PARLEY_LLM_BASE_URL", cfg.LLM.BaseURL)
@@ -139,48 +174,29 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		setIf("PARLEY_LLM_HISTORY", cfg.LLM.History)
 	}
 
-	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
-		Description: jsii.String("Parley inbound: accepts user messages from the webhook API"),
-		Code:        functionCode(repoRoot, "./functions/inbound", inboundFiles...),
-		MemorySize:  jsii.Number(inboundMemoryMB),
-		Timeout:     awscdk.Duration_Seconds(jsii.Number(inboundTimeoutSeconds)),
-		Environment: &inboundEnv,
-	})
-	allow(inbound, inboundTableActions, table.TableArn())
-	allow(inbound, inboundQueueActions, queue.QueueArn())
-	if llmKey != nil {
-		// The secret's complete ARN ends in "-" and six random characters. Not grantRead:
-		// it adds secretsmanager:DescribeSecret, which the function does not call.
-		allow(inbound, inboundLLMKeyActions, jsii.String(*llmKey.SecretArn()+"-??????"))
-	}
-
 	delivery := newFunction(stack, "Delivery", removal, &awslambda.FunctionProps{
-		Description: jsii.String("Parley delivery: POSTs bot messages to the Response Endpoint"),
-		Code:        functionCode(repoRoot, "./functions/delivery"),
+		Description: jsii.String("Parley delivery: runs the bot for each turn and POSTs its messages to the Response Endpoint"),
+		Code:        functionCode(repoRoot, "./functions/delivery", deliveryFiles...),
 		MemorySize:  jsii.Number(deliveryMemoryMB),
-		Timeout:     awscdk.Duration_Seconds(jsii.Number(deliveryTimeoutSecs)),
-		Environment: &map[string]*string{
-			"PARLEY_TABLE_NAME":            table.TableName(),
-			"PARLEY_RESPONSE_ENDPOINT_URL": jsii.String(cfg.ResponseEndpointURL),
-			"PARLEY_SIGNING_SECRET_ARN":    secret.SecretArn(),
-			"PARLEY_QUEUE_URL":             queue.QueueUrl(),
-			"PARLEY_DEAD_LETTER_QUEUE_URL": deadLetters.QueueUrl(),
-			"PARLEY_RETRY_MIN_DELAY":       jsii.String(cfg.RetryMinDelay),
-			"PARLEY_RETRY_MAX_DELAY":       jsii.String(cfg.RetryMaxDelay),
-			"PARLEY_MAX_ATTEMPTS":          jsii.String(strconv.Itoa(cfg.MaxAttempts)),
-			"PARLEY_DELIVERY_TIMEOUT":      jsii.String(cfg.DeliveryTimeout),
-		},
+		Timeout:     awscdk.Duration_Seconds(jsii.Number(cfg.Timing.FunctionTimeout.Seconds())),
+		Environment: &deliveryEnv,
 	})
 	// The event source grants exactly deliveryQueueActions on the queue (the tests
 	// check); an explicit statement would only duplicate them.
 	delivery.AddEventSource(awslambdaeventsources.NewSqsEventSource(queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(esmBatchSize),
 		ReportBatchItemFailures: jsii.Bool(true),
-		MaxConcurrency:          jsii.Number(esmMaxConcurrency),
+		MaxConcurrency:          jsii.Number(float64(cfg.MaxConcurrency)),
 	}))
 	allow(delivery, deliveryDLQActions, deadLetters.QueueArn())
 	allow(delivery, deliverySecretAction, secret.SecretArn())
 	allow(delivery, deliveryTableActions, table.TableArn())
+	if llmKey != nil {
+		allow(delivery, deliveryLLMTableActions, table.TableArn())
+		// The secret's complete ARN ends in "-" and six random characters. Not grantRead:
+		// it adds secretsmanager:DescribeSecret, which the function does not call.
+		allow(delivery, deliveryLLMKeyActions, jsii.String(*llmKey.SecretArn()+"-??????"))
+	}
 
 	// The $default route sends every method and path to the function, which answers
 	// POST / and gives everything else the contract's JSON 404 or 405.
@@ -196,7 +212,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	output(stack, "WebhookUrl", api.Url(), "POST user messages here")
 	output(stack, "QueueUrl", queue.QueueUrl(), "delivery queue (FIFO)")
 	output(stack, "DeadLetterQueueUrl", deadLetters.QueueUrl(), "messages that could not be delivered")
-	output(stack, "TableName", table.TableName(), "de-duplication records")
+	output(stack, "TableName", table.TableName(), "message records, conversation history and tokens")
 	output(stack, "SigningSecretArn", secret.SecretArn(), "webhook signing key")
 	return stack
 }
@@ -266,7 +282,7 @@ func addAlarms(stack awscdk.Stack, cfg Config, queue, deadLetters awssqs.Queue, 
 			Period: minute, Statistic: jsii.String("Maximum"),
 		}), 0)
 	alarm("DeliveryQueueOldestMessage",
-		"A bot message has waited in the delivery queue for more than "+cfg.OldestMessageAge.String()+": is the Response Endpoint down?",
+		"A turn has waited in the delivery queue for more than "+cfg.OldestMessageAge.String()+": is the bot or the Response Endpoint down?",
 		queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
 			Period: fiveMinutes, Statistic: jsii.String("Maximum"),
 		}), cfg.OldestMessageAge.Seconds())

@@ -79,15 +79,13 @@ func TestFunctions(t *testing.T) {
 		env     map[string]any
 		logs    string
 	}{
-		{"InboundFunction", 256, 29, map[string]any{
-			"PARLEY_TABLE_NAME":  ref(s.id(t, "Table")),
-			"PARLEY_QUEUE_URL":   ref(queue),
-			"PARLEY_BOT":         "echo",
-			"PARLEY_RECORD_TTL":  "168h",
-			"PARLEY_HISTORY_TTL": "720h",
-			"PARLEY_BOT_TIMEOUT": "10s",
+		{"InboundFunction", 256, 10, map[string]any{
+			"PARLEY_TABLE_NAME": ref(s.id(t, "Table")),
+			"PARLEY_QUEUE_URL":  ref(queue),
+			"PARLEY_RECORD_TTL": "360h",
 		}, "InboundLogs"},
-		{"DeliveryFunction", 256, 120, map[string]any{
+		// 30 s of bot, two POSTs of at most 30 s, 20 s to settle.
+		{"DeliveryFunction", 256, 110, map[string]any{
 			"PARLEY_TABLE_NAME":            ref(s.id(t, "Table")),
 			"PARLEY_RESPONSE_ENDPOINT_URL": testEndpoint,
 			"PARLEY_SIGNING_SECRET_ARN":    ref(s.id(t, "SigningSecret")),
@@ -97,6 +95,9 @@ func TestFunctions(t *testing.T) {
 			"PARLEY_RETRY_MAX_DELAY":       "12h",
 			"PARLEY_MAX_ATTEMPTS":          "11",
 			"PARLEY_DELIVERY_TIMEOUT":      "10s",
+			"PARLEY_BOT":                   "echo",
+			"PARLEY_BOT_TIMEOUT":           "30s",
+			"PARLEY_HISTORY_TTL":           "720h",
 		}, "DeliveryLogs"},
 	}
 	for _, tt := range tests {
@@ -200,14 +201,18 @@ func TestBundledBinaries(t *testing.T) {
 	}
 }
 
-// The permissions that do not depend on the bot, sorted as system reads them.
+// The permissions of every bot but llm, sorted as system reads them. Written out, not
+// taken from stack.go: a change there must change these too.
 var (
-	inboundTablePermissions = []string{"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
-	deliveryPermissions     = map[string][]string{
+	inboundPermissions = map[string][]string{
+		"getatt:Table.Arn":         {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+		"getatt:DeliveryQueue.Arn": {"sqs:SendMessage"},
+	}
+	deliveryPermissions = map[string][]string{
 		"getatt:DeliveryQueue.Arn":   {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"},
 		"getatt:DeadLetterQueue.Arn": {"sqs:SendMessage"},
 		"ref:SigningSecret":          {"secretsmanager:GetSecretValue"},
-		"getatt:Table.Arn":           {"dynamodb:UpdateItem"},
+		"getatt:Table.Arn":           {"dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 	}
 )
 
@@ -217,10 +222,7 @@ func TestPermissions(t *testing.T) {
 	s := defaultSynth(t)
 	sys := cdkSystem(t, s)
 	want := map[string]map[string][]string{
-		"InboundFunction": {
-			"getatt:Table.Arn":         inboundTablePermissions,
-			"getatt:DeliveryQueue.Arn": {"sqs:SendMessage"},
-		},
+		"InboundFunction":  inboundPermissions,
 		"DeliveryFunction": deliveryPermissions,
 	}
 	for name, perms := range want {
@@ -240,7 +242,7 @@ func TestPermissions(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 			}},
 		})
@@ -252,7 +254,7 @@ func TestPermissions(t *testing.T) {
 				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage", "sqs:DeleteMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
-				map[string]any{"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
 			}},
 		})
 	})
@@ -294,8 +296,10 @@ func TestQueues(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
 			"FifoQueue":                 true,
 			"ContentBasedDeduplication": false,
+			"DeduplicationScope":        "messageGroup",
+			"FifoThroughputLimit":       "perMessageGroupId",
 			"MessageRetentionPeriod":    14 * 24 * 3600,
-			"VisibilityTimeout":         720,
+			"VisibilityTimeout":         660, // 6 x 110 s
 			"RedrivePolicy": assertions.Match_ObjectEquals(&map[string]any{
 				"deadLetterTargetArn": getAtt(s.id(t, "DeadLetterQueue"), "Arn"),
 				"maxReceiveCount":     1000, // SQS's maximum, as delivery.MaxReceives
@@ -308,6 +312,8 @@ func TestQueues(t *testing.T) {
 			"Properties": assertions.Match_ObjectEquals(&map[string]any{
 				"FifoQueue":                 true,
 				"ContentBasedDeduplication": false,
+				"DeduplicationScope":        "messageGroup",
+				"FifoThroughputLimit":       "perMessageGroupId",
 				"MessageRetentionPeriod":    14 * 24 * 3600,
 				"Tags":                      []any{map[string]any{"Key": "parley:stage", "Value": "dev"}},
 			}),
@@ -461,9 +467,9 @@ func TestAlarmEmail(t *testing.T) {
 
 func TestSettingsFromContext(t *testing.T) {
 	s := synth(t, map[string]any{
-		keyStage: "prod", keyBot: "rules", keyRecordTTL: "24h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+		keyStage: "prod", keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
 		keyMaxAttempts: "5", keyDeliveryTimeout: "30s", keyRemovalPolicy: "destroy", keyOldestMessageAge: "30m",
-		keyHistoryTTL: "2160h", keyBotTimeout: "20s",
+		keyHistoryTTL: "2160h", keyBotTimeout: "2m", keyMaxConcurrency: float64(250),
 	}, false)
 	if got := *s.stack.StackName(); got != "Parley-prod" {
 		t.Errorf("stack name: got %s, want Parley-prod", got)
@@ -472,18 +478,27 @@ func TestSettingsFromContext(t *testing.T) {
 	env := sys.Functions["DeliveryFunction"].Environment
 	for k, want := range map[string]string{
 		"PARLEY_RETRY_MIN_DELAY": "1s", "PARLEY_RETRY_MAX_DELAY": "1h", "PARLEY_MAX_ATTEMPTS": "5", "PARLEY_DELIVERY_TIMEOUT": "30s",
+		"PARLEY_BOT": "rules", "PARLEY_HISTORY_TTL": "2160h", "PARLEY_BOT_TIMEOUT": "2m",
 	} {
 		if env[k] != want {
 			t.Errorf("delivery %s: got %q, want %q", k, env[k], want)
 		}
 	}
-	env = sys.Functions["InboundFunction"].Environment
-	for k, want := range map[string]string{
-		"PARLEY_BOT": "rules", "PARLEY_RECORD_TTL": "24h", "PARLEY_HISTORY_TTL": "2160h", "PARLEY_BOT_TIMEOUT": "20s",
-	} {
-		if env[k] != want {
-			t.Errorf("inbound %s: got %q, want %q", k, env[k], want)
-		}
+	if env := sys.Functions["InboundFunction"].Environment; env["PARLEY_RECORD_TTL"] != "400h" {
+		t.Errorf("inbound PARLEY_RECORD_TTL: got %q, want 400h", env["PARLEY_RECORD_TTL"])
+	}
+	// The timing follows the bot timeout: 120 s + 2 x 30 s + 20 s, and six times that.
+	if got := sys.Functions["DeliveryFunction"].Timeout; got != 200 {
+		t.Errorf("delivery function timeout with botTimeout 2m: got %d s, want 200", got)
+	}
+	if got := sys.Queues["DeliveryQueue"].VisibilityTimeout; got != 1200 {
+		t.Errorf("visibility timeout with botTimeout 2m: got %d s, want 1200", got)
+	}
+	if got := sys.Functions["DeliveryFunction"].Queues[0].MaximumConcurrency; got != 250 {
+		t.Errorf("maximum concurrency: got %d, want 250", got)
+	}
+	if got := sys.Functions["InboundFunction"].Timeout; got != inboundTimeoutSeconds {
+		t.Errorf("inbound timeout with botTimeout 2m: got %d s, want %d (the bot does not run there)", got, inboundTimeoutSeconds)
 	}
 	// maxAttempts does not change the redrive budget.
 	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 1000 {

@@ -72,6 +72,8 @@ type table struct {
 type queue struct {
 	Fifo                      bool
 	ContentBasedDeduplication bool
+	DeduplicationScope        string // messageGroup and
+	FifoThroughputLimit       string // perMessageGroupId: high-throughput FIFO
 	RetentionSeconds          int
 	VisibilityTimeout         int
 	DeadLetterTarget          string
@@ -521,6 +523,7 @@ func readTable(tb dynamodb.Table) table {
 func readQueue(q sqs.Queue) (queue, error) {
 	out := queue{
 		Fifo: deref(q.FifoQueue), ContentBasedDeduplication: deref(q.ContentBasedDeduplication),
+		DeduplicationScope: deref(q.DeduplicationScope), FifoThroughputLimit: deref(q.FifoThroughputLimit),
 		RetentionSeconds: deref(q.MessageRetentionPeriod), VisibilityTimeout: deref(q.VisibilityTimeout),
 	}
 	if q.RedrivePolicy != nil {

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// timingProbe runs in the root module (`go run` of a file there resolves imports against
+// the module of the working directory): it prints the application's own numbers for the
+// bot timeouts in its arguments, and the limits this module copies.
+const timingProbe = `package main
+
+import (
+	"encoding/json"
+	"os"
+	"time"
+
+	"github.com/parley-chat/parley/shared/delivery"
+	"github.com/parley-chat/parley/shared/inbound"
+	"github.com/parley-chat/parley/shared/webhook"
+)
+
+func main() {
+	out := map[string]any{
+		"maxBotTimeout":     delivery.MaxBotTimeout,
+		"defaultBotTimeout": delivery.DefaultBotTimeout,
+		"maxVisibility":     delivery.MaxVisibility,
+		"maxSendTimeout":    webhook.MaxTimeout,
+		"minRecordTTL":      inbound.MinRecordTTL,
+		"minHistoryTTL":     delivery.MinHistoryTTL,
+		"maxReceives":       delivery.MaxReceives,
+	}
+	var timings [][2]time.Duration
+	for _, arg := range os.Args[1:] {
+		bot, err := time.ParseDuration(arg)
+		if err != nil {
+			panic(err)
+		}
+		timings = append(timings, [2]time.Duration{delivery.FunctionTimeout(bot), delivery.VisibilityTimeout(bot)})
+	}
+	out["timings"] = timings
+	json.NewEncoder(os.Stdout).Encode(out)
+}
+`
+
+// TestTimingMatchesApplication: the CDK app copies the delivery side's timing rule and
+// limits (it cannot import the root module); the root module's own functions and
+// constants must give the same numbers, for every bot timeout SAM offers and a few more.
+func TestTimingMatchesApplication(t *testing.T) {
+	bots := []time.Duration{time.Second, 15 * time.Second, 45 * time.Second, 4 * time.Minute, maxBotTimeout}
+	for _, v := range readSAMDoc(t, readSAMTemplate(t)).Parameters["BotTimeoutSeconds"].AllowedValues {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("BotTimeoutSeconds allows %q", v)
+		}
+		bots = append(bots, time.Duration(n)*time.Second)
+	}
+
+	probe := filepath.Join(t.TempDir(), "probe.go")
+	if err := os.WriteFile(probe, []byte(timingProbe), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", probe}
+	for _, b := range bots {
+		args = append(args, b.String())
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		t.Fatalf("go run the probe in the root module: %v\n%s", err, stderr)
+	}
+	var app struct {
+		MaxBotTimeout, DefaultBotTimeout, MaxVisibility, MaxSendTimeout time.Duration
+		MinRecordTTL, MinHistoryTTL                                     time.Duration
+		MaxReceives                                                     int
+		Timings                                                         [][2]time.Duration
+	}
+	if err := json.Unmarshal(out, &app); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+
+	defaultBot, err := time.ParseDuration(defaults[keyBotTimeout])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"maxBotTimeout (delivery.MaxBotTimeout)", maxBotTimeout, app.MaxBotTimeout},
+		{"default botTimeout (delivery.DefaultBotTimeout)", defaultBot, app.DefaultBotTimeout},
+		{"maxVisibilityDelay (delivery.MaxVisibility)", maxVisibilityDelay, app.MaxVisibility},
+		{"maxDeliveryTimeout (webhook.MaxTimeout)", maxDeliveryTimeout, app.MaxSendTimeout},
+		{"minRecordTTL (inbound.MinRecordTTL)", minRecordTTL, app.MinRecordTTL},
+		{"minHistoryTTL (delivery.MinHistoryTTL)", minHistoryTTL, app.MinHistoryTTL},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %s, the application has %s", c.name, c.got, c.want)
+		}
+	}
+	if maxReceiveCount != app.MaxReceives {
+		t.Errorf("maxReceiveCount: got %d, delivery.MaxReceives is %d", maxReceiveCount, app.MaxReceives)
+	}
+	if len(app.Timings) != len(bots) {
+		t.Fatalf("probe answered %d timings for %d bot timeouts", len(app.Timings), len(bots))
+	}
+	for i, b := range bots {
+		got, want := deliveryTiming(b), Timing{FunctionTimeout: app.Timings[i][0], VisibilityTimeout: app.Timings[i][1]}
+		if got != want {
+			t.Errorf("bot timeout %s: CDK %+v, shared/delivery %+v", b, got, want)
+		}
+	}
+}
