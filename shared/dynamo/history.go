@@ -72,4 +72,3 @@ func (s *Store) RecentHistory(ctx context.Context, channel, conversationRef stri
 	slices.Reverse(entries)
 	return entries, err
 }
-

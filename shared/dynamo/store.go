@@ -77,7 +77,9 @@ type Store struct {
 }
 
 // New returns a Store on table.
-func New(client Client, table string) *Store { return &Store{client: client, table: table, now: time.Now} }
+func New(client Client, table string) *Store {
+	return &Store{client: client, table: table, now: time.Now}
+}
 
 func partitionKey(channel, conversationRef string) string {
 	return "c#" + channel + "#" + conversationRef

@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -23,122 +24,181 @@ func TestMain(m *testing.M) { emulator.Main(m) }
 
 var tables atomic.Int64
 
-// newTable creates a fresh table with the deployed schema in DynamoDB Local.
-func newTable(t *testing.T) *dynamo.Store {
+// newTable creates a fresh table with the deployed schema in DynamoDB Local and
+// returns its name.
+func newTable(t *testing.T, client *dynamodb.Client) string {
 	t.Helper()
-	client := emulator.DynamoDB(t).DynamoDBClient()
 	name := fmt.Sprintf("parley-test-%d", tables.Add(1))
 	if err := dynamo.CreateTable(context.Background(), client, name); err != nil {
 		t.Fatal(err)
 	}
-	return dynamo.New(client, name)
+	return name
 }
 
 func TestStoreContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Store { return newTable(t) })
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		client := emulator.DynamoDB(t).DynamoDBClient()
+		return dynamo.New(client, newTable(t, client))
+	})
 }
 
-// Every item Parley writes besides tokens carries the TTL attribute, so nothing stays forever.
+// hello is a text message with realistic ids, its record as the inbound side writes
+// it, and its exchange as the delivery side writes it after an echo bot answered.
+func hello(now time.Time) (message.Record, message.Exchange) {
+	in := message.Inbound{
+		UserID: "2f1c7a52-9d7e-4c1b-8f0a-6c3e5b9d1a27", MessageID: "b8e4d0f6-3a1c-4e29-9b57-0d2f8a6c4e13",
+		ConversationID: "7d9a3e21-5c4b-4f8e-a1d6-3b0c9e2f7a58", Type: "text", Text: "hello", Payload: json.RawMessage(`{"text":"hello"}`),
+	}
+	turn := message.NewTurn(message.DefaultChannel, in)
+	created := now.UTC().Truncate(time.Millisecond)
+	rec := message.Record{Key: turn.Key(), RequestHash: in.Hash(), UserRef: turn.UserRef, CreatedAt: created, ExpiresAt: created.Add(15 * 24 * time.Hour)}
+	x := message.Answer(turn, created, []message.Reply{{Type: in.Type, Payload: in.Payload}}, created.Add(850*time.Millisecond))
+	x.Owner, x.ExpiresAt = "0d5a8c3e-7f21-4b96-9e4d-1a6c2f8b3e70", created.Add(30*24*time.Hour)
+	return rec, x
+}
+
+// Every record and exchange carries the TTL attribute, the expiry it was given, and
+// keeps it through the updates of a failing delivery.
 func TestItemsCarryTheTTLAttribute(t *testing.T) {
 	ctx := context.Background()
 	client := emulator.DynamoDB(t).DynamoDBClient()
-	name := fmt.Sprintf("parley-ttl-%d", tables.Add(1))
-	if err := dynamo.CreateTable(ctx, client, name); err != nil {
-		t.Fatal(err)
-	}
+	name := newTable(t, client)
 	s := dynamo.New(client, name)
 	now := time.Now()
-	if err := s.AppendHistory(ctx, "conv_x", []message.Entry{{ID: "msg_1", Direction: message.Incoming, Type: "text", Payload: []byte(`{"text":"hi"}`), CreatedAt: now}}, now.Add(time.Hour)); err != nil {
+	rec, x := hello(now)
+	if _, accepted, err := s.Accept(ctx, rec, now); err != nil || !accepted {
+		t.Fatalf("Accept: got accepted %v, err %v", accepted, err)
+	}
+	if _, stored, err := s.PutExchange(ctx, x); err != nil || !stored {
+		t.Fatalf("PutExchange: got stored %v, err %v", stored, err)
+	}
+	if _, err := s.Failed(ctx, rec.Key, 0, 0, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Failed(ctx, "sqs-1", now); err != nil {
+	if err := s.Progress(ctx, rec.Key, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Acquire(ctx, message.Record{Key: "msg_k", Status: message.InProgress, LeaseID: "l", LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}, now); err != nil {
+	if err := s.TakeOver(ctx, rec.Key, rec.CreatedAt, "sqs-2"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := client.Scan(ctx, &dynamodb.ScanInput{TableName: &name})
+	grave := message.Exchange{Key: message.Key{Channel: "other", ConversationRef: "conv_x", Ref: "msg_y"}, CreatedAt: rec.CreatedAt,
+		Tombstone: true, ExpiresAt: rec.CreatedAt.Add(20 * 24 * time.Hour)}
+	if _, stored, err := s.PutExchange(ctx, grave); err != nil || !stored {
+		t.Fatalf("PutExchange of a tombstone: got stored %v, err %v", stored, err)
+	}
+
+	out, err := client.Scan(ctx, &dynamodb.ScanInput{TableName: &name, ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Items) != 3 {
-		t.Fatalf("%d items, want 3", len(out.Items))
+	want := map[string]time.Time{
+		"m#" + rec.Ref:                 rec.ExpiresAt,
+		sk(x.CreatedAt, x.Ref):         x.ExpiresAt,
+		sk(grave.CreatedAt, grave.Ref): grave.ExpiresAt,
+	}
+	if len(out.Items) != len(want) {
+		t.Fatalf("got %d items, want %d", len(out.Items), len(want))
 	}
 	for _, item := range out.Items {
+		key := item["sk"].(*types.AttributeValueMemberS).Value
 		exp, ok := item["expiresAt"].(*types.AttributeValueMemberN)
 		if !ok {
-			t.Errorf("item %v has no numeric expiresAt", item["pk"])
+			t.Errorf("item %s: got no numeric expiresAt, want one", key)
 			continue
 		}
-		if n, _ := strconv.ParseInt(exp.Value, 10, 64); n <= now.Unix() || n > now.Add(16*24*time.Hour).Unix() {
-			t.Errorf("item %v expires at %s", item["pk"], time.Unix(n, 0))
+		if got, _ := strconv.ParseInt(exp.Value, 10, 64); got != want[key].Unix() {
+			t.Errorf("item %s: expiresAt: got %d, want %d", key, got, want[key].Unix())
 		}
 	}
 	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &name})
-	if err != nil || ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
-		t.Errorf("TTL = %+v, %v; want on expiresAt", ttl, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != "expiresAt" || d.TimeToLiveStatus != types.TimeToLiveStatusEnabled {
+		t.Errorf("TTL: got %+v, want enabled on expiresAt", d)
 	}
 }
 
-// stripOld hides the old item from conditional-check failures, as some emulators and
-// older DynamoDB Local versions do, and counts the reads that follow.
-type stripOld struct {
-	*dynamodb.Client
-	gets atomic.Int32
+func sk(createdAt time.Time, ref string) string {
+	return fmt.Sprintf("h#%013d#%s", createdAt.UnixMilli(), ref)
 }
 
-func (s *stripOld) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	out, err := s.Client.PutItem(ctx, in, opts...)
+// oldItemClient counts the consistent reads a store makes and, when strip is set,
+// hides the old item from conditional-check failures, as some emulators and older
+// DynamoDB Local versions do.
+type oldItemClient struct {
+	*dynamodb.Client
+	strip bool
+	reads atomic.Int32
+}
+
+func (c *oldItemClient) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	out, err := c.Client.PutItem(ctx, in, opts...)
 	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	if c.strip && errors.As(err, &ccf) {
 		ccf.Item = nil
 	}
 	return out, err
 }
 
-func (s *stripOld) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+func (c *oldItemClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	if aws.ToBool(in.ConsistentRead) {
-		s.gets.Add(1)
+		c.reads.Add(1)
 	}
-	return s.Client.GetItem(ctx, in, opts...)
+	return c.Client.GetItem(ctx, in, opts...)
 }
 
-func TestDuplicateWithoutOldItemFallsBackToAConsistentRead(t *testing.T) {
+// A refused conditional put answers with the item it found, which DynamoDB returns in
+// the failure; without it the store reads the item, strongly consistent.
+func TestRefusedPutWithoutTheOldItemFallsBackToAConsistentRead(t *testing.T) {
 	ctx := context.Background()
 	client := emulator.DynamoDB(t).DynamoDBClient()
-	name := fmt.Sprintf("parley-fallback-%d", tables.Add(1))
-	if err := dynamo.CreateTable(ctx, client, name); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	rec := message.Record{Key: "msg_f", Status: message.InProgress, RequestHash: "h1", LeaseID: "l1", LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
+	for _, c := range []struct {
+		strip     bool
+		wantReads int32
+	}{
+		{strip: false, wantReads: 0},
+		{strip: true, wantReads: 1},
+	} {
+		t.Run(fmt.Sprintf("strip %v", c.strip), func(t *testing.T) {
+			name := newTable(t, client)
+			now := time.Now()
+			rec, x := hello(now)
+			full := dynamo.New(client, name)
+			if _, accepted, err := full.Accept(ctx, rec, now); err != nil || !accepted {
+				t.Fatalf("first Accept: got accepted %v, err %v", accepted, err)
+			}
+			if _, stored, err := full.PutExchange(ctx, x); err != nil || !stored {
+				t.Fatalf("first PutExchange: got stored %v, err %v", stored, err)
+			}
+			wrapped := &oldItemClient{Client: client, strip: c.strip}
+			s := dynamo.New(wrapped, name)
 
-	full := dynamo.New(client, name)
-	if _, acquired, err := full.Acquire(ctx, rec, now); err != nil || !acquired {
-		t.Fatal(acquired, err)
-	}
-	stripped := &stripOld{Client: client}
-	rec.LeaseID = "l2"
-	existing, acquired, err := dynamo.New(stripped, name).Acquire(ctx, rec, now)
-	if err != nil || acquired || existing.LeaseID != "l1" || existing.RequestHash != "h1" {
-		t.Fatalf("Acquire = %+v, %v, %v; want the first record", existing, acquired, err)
-	}
-	if stripped.gets.Load() != 1 {
-		t.Errorf("%d consistent reads, want 1", stripped.gets.Load())
-	}
-	// With the old item in the failure, no read is needed: DynamoDB Local returns it.
-	counting := &stripOld{Client: client}
-	if _, _, err := dynamo.New(countingOnly{counting}, name).Acquire(ctx, rec, now); err != nil {
-		t.Fatal(err)
-	}
-	if counting.gets.Load() != 0 {
-		t.Errorf("%d reads when the failure carried the old item, want 0", counting.gets.Load())
-	}
-}
+			again := rec
+			again.RequestHash, again.CreatedAt = "another-hash", rec.CreatedAt.Add(time.Second)
+			existing, accepted, err := s.Accept(ctx, again, now)
+			if err != nil || accepted {
+				t.Fatalf("second Accept: got accepted %v, err %v; want the first record", accepted, err)
+			}
+			if existing.RequestHash != rec.RequestHash || !existing.CreatedAt.Equal(rec.CreatedAt) || existing.UserRef != rec.UserRef {
+				t.Errorf("second Accept: got %+v, want %+v", existing, rec)
+			}
+			if got := wrapped.reads.Swap(0); got != c.wantReads {
+				t.Errorf("Accept: got %d consistent reads, want %d", got, c.wantReads)
+			}
 
-// countingOnly counts reads but leaves the failures as they are.
-type countingOnly struct{ *stripOld }
-
-func (c countingOnly) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	return c.Client.PutItem(ctx, in, opts...)
+			other := x
+			other.Owner, other.Entries = "sqs-other", other.Entries[:1]
+			got, stored, err := s.PutExchange(ctx, other)
+			if err != nil || stored {
+				t.Fatalf("second PutExchange: got stored %v, err %v; want the first exchange", stored, err)
+			}
+			if got.Owner != x.Owner || len(got.Entries) != len(x.Entries) || got.Entries[1].ID != x.Entries[1].ID {
+				t.Errorf("second PutExchange: got owner %q and %d entries, want %q and %d", got.Owner, len(got.Entries), x.Owner, len(x.Entries))
+			}
+			if got := wrapped.reads.Load(); got != c.wantReads {
+				t.Errorf("PutExchange: got %d consistent reads, want %d", got, c.wantReads)
+			}
+		})
+	}
 }

@@ -1,7 +1,8 @@
-package inbound
+package inbound_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,52 +10,85 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/inbound"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }
 
-// The real parts: DynamoDB Local for the records, local-aws-sqs for the queue.
-func realParts(t *testing.T, name string) (*dynamo.Store, *sqsfifo.Queue) {
+// emulatedParts are the real adapters on the emulators: DynamoDB Local for the
+// records, a FIFO queue in local-aws-sqs for the jobs.
+func emulatedParts(t *testing.T) (*dynamo.Store, *sqsfifo.Queue) {
 	t.Helper()
 	ctx := context.Background()
+	name := fmt.Sprintf("inbound-%d", time.Now().UnixNano())
 	ddb := emulator.DynamoDB(t).DynamoDBClient()
-	table := fmt.Sprintf("inbound-%s-%d", name, time.Now().UnixNano())
-	if err := dynamo.CreateTable(ctx, ddb, table); err != nil {
+	if err := dynamo.CreateTable(ctx, ddb, name); err != nil {
 		t.Fatal(err)
 	}
 	sq := emulator.SQS(t).SQSClient()
 	out, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName:  aws.String(table + ".fifo"),
+		QueueName:  aws.String(name + ".fifo"),
 		Attributes: map[string]string{string(types.QueueAttributeNameFifoQueue): "true"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dynamo.New(ddb, table), sqsfifo.New(sq, aws.ToString(out.QueueUrl), "")
+	return dynamo.New(ddb, name), sqsfifo.New(sq, aws.ToString(out.QueueUrl), "")
 }
 
-// 50 concurrent posts of the same message: one bot run, one enqueue, and every other
-// request a replay or a 409 to retry.
-func TestConcurrentDuplicatesAgainstDynamoDBLocal(t *testing.T) {
-	store, queue := realParts(t, "storm")
-	b := &countingBot{delay: 100 * time.Millisecond}
-	h := New(store, queue, b, token.NewStatic(testToken), Config{BotTimeout: 5 * time.Second}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+// drain receives and deletes every message of a queue.
+func drain(t *testing.T, q *sqsfifo.Queue) []events.SQSMessage {
+	t.Helper()
+	ctx := context.Background()
+	var all []events.SQSMessage
+	for {
+		msgs, err := q.Receive(ctx, 10, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			return all
+		}
+		all = append(all, msgs...)
+		var receipts []string
+		for _, m := range msgs {
+			receipts = append(receipts, m.ReceiptHandle)
+		}
+		if err := q.Ack(ctx, receipts); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// 50 concurrent POSTs of the same message: one conditional put wins, every other
+// request is a replay of it, and the queue holds one job, the copies that replays
+// send again being dropped by FIFO deduplication.
+func TestConcurrentDuplicatesOnTheEmulators(t *testing.T) {
+	store, queue := emulatedParts(t)
+	const plain = "prly_emulated-test-token"
+	h := inbound.New(store, queue, token.NewStatic(plain), inbound.Config{CallTimeout: 10 * time.Second},
+		slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	const body = `{"userId":"u1","messageId":"m1","conversationId":"c1","type":"text","text":"hello"}`
+	req := events.APIGatewayV2HTTPRequest{
+		RawPath: "/",
+		Headers: map[string]string{"authorization": "Bearer " + plain, "content-type": "application/json"},
+		Body:    body,
+	}
+	req.RequestContext.HTTP.Method = "POST"
+	req.RequestContext.HTTP.Path = "/"
 
 	const n = 50
-	type result struct {
-		status   int
-		replayed bool
-		code     string
-	}
-	results := make([]result, n)
+	results := make([]events.APIGatewayV2HTTPResponse, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
@@ -62,98 +96,66 @@ func TestConcurrentDuplicatesAgainstDynamoDBLocal(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			res, _ := h.Handle(context.Background(), post(hello))
-			results[i] = result{res.StatusCode, res.Headers["Idempotent-Replayed"] == "true", errorCode(res.Body)}
+			results[i], _ = h.Handle(context.Background(), req)
 		}()
 	}
 	close(start)
 	wg.Wait()
 
-	fresh, replays, busy := 0, 0, 0
-	for _, r := range results {
-		switch {
-		case r.status == 200 && !r.replayed:
-			fresh++
-		case r.status == 200:
-			replays++
-		case r.status == 409 && r.code == "in_progress":
-			busy++
-		default:
-			t.Errorf("unexpected answer %+v", r)
+	accepted, replayed := 0, 0
+	var createdAt []string
+	for i, res := range results {
+		if res.StatusCode != 200 {
+			t.Errorf("request %d: got %d %s, want 200", i, res.StatusCode, res.Body)
+			continue
+		}
+		if res.Headers["Idempotent-Replayed"] == "true" {
+			replayed++
+		} else {
+			accepted++
+		}
+		var answer struct {
+			Message struct {
+				ID        string `json:"id"`
+				CreatedAt string `json:"createdAt"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(res.Body), &answer); err != nil {
+			t.Fatalf("request %d: body %s: %v", i, res.Body, err)
+		}
+		if want := message.MessageRef(message.DefaultChannel, "c1", "m1"); answer.Message.ID != want {
+			t.Errorf("request %d: message id: got %q, want %q", i, answer.Message.ID, want)
+		}
+		createdAt = append(createdAt, answer.Message.CreatedAt)
+	}
+	if accepted != 1 || replayed != n-1 {
+		t.Errorf("got %d accepted and %d replayed, want 1 and %d", accepted, replayed, n-1)
+	}
+	for i, at := range createdAt {
+		if at != createdAt[0] {
+			t.Errorf("answer %d: createdAt: got %s, want %s as every answer: the one record's", i, at, createdAt[0])
 		}
 	}
-	t.Logf("%d accepted, %d replayed, %d told to retry", fresh, replays, busy)
-	if fresh != 1 || replays+busy != n-1 {
-		t.Errorf("accepted %d, replayed %d, in progress %d; want 1 and %d others", fresh, replays, busy, n-1)
-	}
-	if got := b.turns.Load(); got != 1 {
-		t.Errorf("bot ran %d times, want 1", got)
-	}
-	var queued int
-	for {
-		msgs, err := queue.Receive(context.Background(), 10, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(msgs) == 0 {
-			break
-		}
-		for _, m := range msgs {
-			queued++
-			_ = queue.Delete(context.Background(), m.ReceiptHandle)
-		}
-	}
-	if queued != 1 {
-		t.Errorf("%d messages enqueued, want 1", queued)
-	}
-}
 
-// A crash after the enqueue, then a retry after the lease: SQS drops the re-enqueued
-// copies, so exactly one set is queued.
-func TestCrashRecoveryAgainstTheEmulators(t *testing.T) {
-	store, queue := realParts(t, "crash")
-	b := &countingBot{replies: 3}
-	h := New(store, queue, b, token.NewStatic(testToken), Config{BotTimeout: time.Second, Lease: time.Second}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	h.crash = func(step string) error {
-		if step == "enqueued" {
-			return fmt.Errorf("crash")
-		}
-		return nil
+	msgs := drain(t, queue)
+	if len(msgs) != 1 {
+		t.Fatalf("got %d jobs in the queue, want 1", len(msgs))
 	}
-	if res, _ := h.Handle(context.Background(), post(hello)); res.StatusCode != 503 {
-		t.Fatalf("crashed request = %d", res.StatusCode)
+	j, err := message.DecodeJob([]byte(msgs[0].Body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	h.crash = nil
-	time.Sleep(1100 * time.Millisecond) // let the lease run out
-	if res, _ := h.Handle(context.Background(), post(hello)); res.StatusCode != 200 {
-		t.Fatalf("retry = %d %s", res.StatusCode, res.Body)
+	if want := message.MessageRef(message.DefaultChannel, "c1", "m1"); j.Kind != message.KindTurn || j.Ref != want || j.Message.Text != "hello" {
+		t.Errorf("job: got kind %q ref %q text %q, want a turn %q saying hello", j.Kind, j.Ref, j.Message.Text, want)
 	}
-	if b.turns.Load() != 2 {
-		t.Errorf("bot ran %d times, want 2 (the crashed turn and its redo)", b.turns.Load())
+	if want := createdAt[0]; j.CreatedAt.UTC().Format(time.RFC3339Nano) != want {
+		t.Errorf("job: createdAt: got %s, want the record's %s", j.CreatedAt.UTC().Format(time.RFC3339Nano), want)
 	}
-	var ids []string
-	for {
-		msgs, err := queue.Receive(context.Background(), 10, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(msgs) == 0 {
-			break
-		}
-		for _, m := range msgs {
-			ids = append(ids, m.Attributes["MessageDeduplicationId"])
-			_ = queue.Delete(context.Background(), m.ReceiptHandle)
-		}
+	rec, found, _, _, err := store.Load(context.Background(), j.Key, j.CreatedAt)
+	if err != nil || !found {
+		t.Fatalf("Load: got found %v, err %v; want the record", found, err)
 	}
-	if len(ids) != 3 {
-		t.Errorf("queued %v, want exactly one set of 3", ids)
+	if rec.RequestHash != j.Message.Hash() {
+		t.Errorf("record: hash: got %q, want the message's %q", rec.RequestHash, j.Message.Hash())
 	}
-}
-
-func errorCode(body string) string {
-	var e struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	_ = jsonUnmarshal(body, &e)
-	return e.Error.Code
 }

@@ -1,321 +1,903 @@
-// Package storetest is the contract every store must meet — the embedded one and the
-// DynamoDB adapter against DynamoDB Local run the same tests.
+// Package storetest is the contract every store must meet: the embedded one and the
+// DynamoDB adapter on DynamoDB Local run the same tests, so the local stack behaves as
+// the deployed one does.
 package storetest
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
 )
 
-// Store is what the contract covers.
+// Store is what the contract covers: everything the inbound and delivery functions,
+// the llm bot and the token commands ask of a store.
 type Store interface {
-	inbound.Records
-	Record(ctx context.Context, key string) (message.Record, bool, error)
+	inbound.Store
+	delivery.Store
+	bot.HistoryReader
 	PutToken(ctx context.Context, t message.Token) error
 	LookupToken(ctx context.Context, hash string) (message.Token, bool, error)
 	ListTokens(ctx context.Context) ([]message.Token, error)
 	DeleteTokens(ctx context.Context, id string) (int, error)
-	Failed(ctx context.Context, messageID string, now time.Time) (int, error)
-	AppendHistory(ctx context.Context, conversationRef string, entries []message.Entry, expiresAt time.Time) error
-	RecentHistory(ctx context.Context, conversationRef string, limit int) ([]message.Entry, error)
-	HistoryPage(ctx context.Context, conversationRef string, limit int, after string) ([]message.Entry, string, error)
 }
+
+// Run runs the contract against the stores open makes, a fresh one per test. The
+// tests run in parallel, and each uses keys of its own.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	for _, c := range []struct {
+		name string
+		test func(t *testing.T, s Store)
+	}{
+		{"Accept", testAccept},
+		{"AcceptConcurrently", testAcceptConcurrently},
+		{"Exchanged", testExchanged},
+		{"PutExchange", testPutExchange},
+		{"Load", testLoad},
+		{"Failed", testFailed},
+		{"Progress", testProgress},
+		{"TakeOver", testTakeOver},
+		{"DropTombstone", testDropTombstone},
+		{"HistoryPage", testHistoryPage},
+		{"HistoryCursors", testHistoryCursors},
+		{"Tokens", testTokens},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.test(t, open(t))
+		})
+	}
+}
+
+// now is whole seconds, as DynamoDB keeps expiry times; the times a record and an
+// exchange keep to the millisecond are now plus some milliseconds.
+var (
+	now  = time.Now().UTC().Truncate(time.Second)
+	keep = now.Add(30 * 24 * time.Hour) // the expiry of what must still be there
+)
 
 var seq atomic.Int64
 
-func record(now time.Time, lease time.Duration) message.Record {
+// newTurn is a text message of a conversation and a message id of its own.
+func newTurn(channel, text string) message.Turn {
 	n := seq.Add(1)
-	return message.Record{
-		Key:         fmt.Sprintf("msg_test%d_%d", time.Now().UnixNano(), n),
-		Status:      message.InProgress,
-		RequestHash: fmt.Sprintf("hash-%d", n),
-		LeaseID:     fmt.Sprintf("lease-%d", n),
-		LeaseUntil:  now.Add(lease),
-		ExpiresAt:   now.Add(time.Hour),
+	in := message.Inbound{
+		UserID: fmt.Sprintf("user-%d", n), MessageID: fmt.Sprintf("m-%d", n), ConversationID: fmt.Sprintf("conv-%d", n),
+		Type: "text", Text: text, Payload: json.RawMessage(`{"text":` + quote(text) + `}`),
 	}
+	return message.NewTurn(channel, in)
 }
 
-// Run runs the contract against the stores open makes (a fresh one per test).
-func Run(t *testing.T, open func(t *testing.T) Store) {
+// inConversation is a new message of turn's conversation, from the same user.
+func inConversation(turn message.Turn, text string) message.Turn {
+	in := turn.Message
+	in.MessageID = fmt.Sprintf("m-%d", seq.Add(1))
+	in.Text, in.Payload = text, json.RawMessage(`{"text":`+quote(text)+`}`)
+	return message.NewTurn(turn.Channel, in)
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// newRecord is the record the inbound side writes for turn at createdAt.
+func newRecord(turn message.Turn, createdAt, expiresAt time.Time) message.Record {
+	return message.Record{Key: turn.Key(), RequestHash: turn.Message.Hash(), UserRef: turn.UserRef, CreatedAt: createdAt, ExpiresAt: expiresAt}
+}
+
+// answer is the exchange of turn answered with replies text bot messages.
+func answer(turn message.Turn, createdAt time.Time, replies int, owner string) message.Exchange {
+	var rs []message.Reply
+	for i := range replies {
+		rs = append(rs, message.Reply{Type: "text", Payload: json.RawMessage(fmt.Sprintf(`{"text":"answer %d to %s"}`, i+1, turn.Message.MessageID))})
+	}
+	x := message.Answer(turn, createdAt, rs, createdAt.Add(1500*time.Millisecond))
+	x.Owner, x.ExpiresAt = owner, keep
+	return x
+}
+
+// tombstone is what erasing a conversation leaves for a job still in the queue.
+func tombstone(key message.Key, createdAt time.Time) message.Exchange {
+	return message.Exchange{Key: key, CreatedAt: createdAt, Tombstone: true, ExpiresAt: keep}
+}
+
+// rich is an exchange whose entries use every field, with payloads a careless
+// encoding would change: escapes, HTML characters, non-ASCII text, nesting.
+func rich(turn message.Turn, createdAt time.Time, owner string) message.Exchange {
+	in := turn.Message
+	in.Type, in.Text = "choice", `Pick <one> & "go"`
+	in.Payload = json.RawMessage(`{"options":[{"label":"Oui ✓","value":"y"},{"label":"Nein","value":"n"}],"text":"Pick <one> \u0026 \"go\" 🚀"}`)
+	turn.Message = in
+	at := createdAt.Add(2345 * time.Millisecond)
+	x := message.Exchange{
+		Key: turn.Key(), CreatedAt: createdAt, ConversationID: in.ConversationID, UserID: in.UserID, Owner: owner, ExpiresAt: keep,
+		Entries: []message.Entry{
+			{ID: turn.MessageRef, Direction: message.Incoming, Type: in.Type, Payload: in.Payload, UserID: in.UserID, MessageID: in.MessageID, CreatedAt: createdAt},
+			{ID: message.ReplyRef(turn.Channel, in.ConversationID, in.MessageID, 0), Direction: message.Outgoing, Type: "image",
+				Payload: json.RawMessage(`{"imageUrl":"https://example.com/a.png?x=1&y=2","title":"日本"}`), UserID: in.UserID, InReplyTo: in.MessageID, CreatedAt: at},
+			{ID: message.ReplyRef(turn.Channel, in.ConversationID, in.MessageID, 1), Direction: message.Outgoing, Type: "location",
+				Payload: json.RawMessage(`{"latitude":-33.8688,"longitude":151.2093,"text":"\\path\n"}`), UserID: "someone-else", InReplyTo: in.MessageID, CreatedAt: at.Add(time.Millisecond)},
+		},
+	}
+	return x
+}
+
+func testAccept(t *testing.T, s Store) {
 	ctx := context.Background()
-	now := time.Now().Truncate(time.Second)
-
-	t.Run("acquire new record", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 30*time.Second)
-		_, acquired, err := s.Acquire(ctx, rec, now)
-		if err != nil || !acquired {
-			t.Fatalf("Acquire = acquired %v, err %v; want acquired", acquired, err)
-		}
-		got, found, err := s.Record(ctx, rec.Key)
-		if err != nil || !found {
-			t.Fatalf("Record = found %v, err %v; want found", found, err)
-		}
-		if got.Status != message.InProgress || got.RequestHash != rec.RequestHash || got.LeaseID != rec.LeaseID ||
-			!got.LeaseUntil.Equal(rec.LeaseUntil) || !got.ExpiresAt.Equal(rec.ExpiresAt) {
-			t.Errorf("stored %+v, want %+v", got, rec)
-		}
-	})
-
-	t.Run("live lease blocks a second acquire", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 30*time.Second)
-		mustAcquire(t, s, rec, now)
-		other := rec
-		other.LeaseID, other.RequestHash = "someone-else", "other-hash"
-		existing, acquired, err := s.Acquire(ctx, other, now.Add(29*time.Second))
-		if err != nil || acquired {
-			t.Fatalf("second Acquire = acquired %v, err %v; want refused", acquired, err)
-		}
-		if existing.LeaseID != rec.LeaseID || existing.RequestHash != rec.RequestHash || existing.Status != message.InProgress {
-			t.Errorf("existing = %+v, want the first record", existing)
-		}
-	})
-
-	t.Run("complete, then replay", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 30*time.Second)
-		mustAcquire(t, s, rec, now)
-		if err := s.Complete(ctx, rec.Key, "wrong-lease", []byte(`{}`), rec.ExpiresAt); !errors.Is(err, message.ErrLeaseLost) {
-			t.Fatalf("Complete with another lease = %v, want ErrLeaseLost", err)
-		}
-		body := []byte(`{"message":{"id":"x"}}`)
-		expires := now.Add(2 * time.Hour)
-		if err := s.Complete(ctx, rec.Key, rec.LeaseID, body, expires); err != nil {
-			t.Fatalf("Complete: %v", err)
-		}
-		existing, acquired, err := s.Acquire(ctx, record(now, time.Second), now)
-		_ = existing
-		if err != nil || !acquired {
-			t.Fatalf("unrelated Acquire = %v, %v", acquired, err)
-		}
-		dup := rec
-		dup.LeaseID = "retry"
-		existing, acquired, err = s.Acquire(ctx, dup, now.Add(time.Hour))
-		if err != nil || acquired {
-			t.Fatalf("Acquire on completed = acquired %v, err %v; want refused", acquired, err)
-		}
-		if existing.Status != message.Completed || string(existing.Response) != string(body) || !existing.ExpiresAt.Equal(expires) {
-			t.Errorf("existing = %+v, want completed with the response", existing)
-		}
-		if err := s.Complete(ctx, rec.Key, rec.LeaseID, body, expires); !errors.Is(err, message.ErrLeaseLost) {
-			t.Errorf("second Complete = %v, want ErrLeaseLost", err)
-		}
-		if err := s.Release(ctx, rec.Key, rec.LeaseID); !errors.Is(err, message.ErrLeaseLost) {
-			t.Errorf("Release of completed = %v, want ErrLeaseLost", err)
-		}
-	})
-
-	t.Run("expired lease is taken over", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 10*time.Second)
-		mustAcquire(t, s, rec, now)
-		next := rec
-		next.LeaseID = "takeover"
-		next.LeaseUntil = now.Add(40 * time.Second)
-		if _, acquired, err := s.Acquire(ctx, next, now.Add(11*time.Second)); err != nil || !acquired {
-			t.Fatalf("Acquire after lease = acquired %v, err %v; want taken over", acquired, err)
-		}
-		if err := s.Complete(ctx, rec.Key, rec.LeaseID, []byte(`{}`), rec.ExpiresAt); !errors.Is(err, message.ErrLeaseLost) {
-			t.Errorf("old lease Complete = %v, want ErrLeaseLost", err)
-		}
-		if err := s.Release(ctx, rec.Key, rec.LeaseID); !errors.Is(err, message.ErrLeaseLost) {
-			t.Errorf("old lease Release = %v, want ErrLeaseLost", err)
-		}
-		got, _, _ := s.Record(ctx, rec.Key)
-		if got.LeaseID != "takeover" {
-			t.Errorf("lease = %q, want takeover", got.LeaseID)
-		}
-	})
-
-	t.Run("expired record is replaced", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 10*time.Second)
-		mustAcquire(t, s, rec, now)
-		if err := s.Complete(ctx, rec.Key, rec.LeaseID, []byte(`{}`), now.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		next := rec
-		next.LeaseID = "after-expiry"
-		if _, acquired, err := s.Acquire(ctx, next, now.Add(2*time.Minute)); err != nil || !acquired {
-			t.Fatalf("Acquire after expiry = acquired %v, err %v; want acquired", acquired, err)
-		}
-	})
-
-	t.Run("release lets a retry in", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 30*time.Second)
-		mustAcquire(t, s, rec, now)
-		if err := s.Release(ctx, rec.Key, "wrong"); !errors.Is(err, message.ErrLeaseLost) {
-			t.Fatalf("Release with another lease = %v, want ErrLeaseLost", err)
-		}
-		if err := s.Release(ctx, rec.Key, rec.LeaseID); err != nil {
-			t.Fatalf("Release: %v", err)
-		}
-		if _, found, _ := s.Record(ctx, rec.Key); found {
-			t.Fatal("record still there after Release")
-		}
-		mustAcquire(t, s, rec, now)
-	})
-
-	t.Run("concurrent acquires: one wins", func(t *testing.T) {
-		s := open(t)
-		rec := record(now, 30*time.Second)
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		errs := make(chan error, 20)
-		for i := range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := rec
-				r.LeaseID = fmt.Sprintf("lease-%d", i)
-				_, acquired, err := s.Acquire(ctx, r, now)
-				if err != nil {
-					errs <- err
-				}
-				if acquired {
-					wins.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("Acquire: %v", err)
-		}
-		if got := wins.Load(); got != 1 {
-			t.Errorf("%d acquires won, want 1", got)
-		}
-	})
-
-	t.Run("attempt counts", func(t *testing.T) {
-		s := open(t)
-		a, b := fmt.Sprintf("sqs-a-%d", seq.Add(1)), fmt.Sprintf("sqs-b-%d", seq.Add(1))
-		for want := 1; want <= 3; want++ {
-			if n, err := s.Failed(ctx, a, now); err != nil || n != want {
-				t.Fatalf("Failed(a) = %d, %v; want %d", n, err, want)
+	for _, c := range []struct {
+		name       string
+		expiresAt  time.Time // the first record's
+		secondAt   time.Time // when the second Accept comes
+		wantAccept bool
+	}{
+		{"duplicate of a live record", keep, now.Add(time.Minute), false},
+		{"duplicate in the record's last second", now.Add(time.Minute), now.Add(time.Minute + 999*time.Millisecond), false},
+		{"after the record expired", now.Add(time.Minute), now.Add(time.Minute + time.Second), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			turn := newTurn(message.DefaultChannel, "hi")
+			first := newRecord(turn, now.Add(123*time.Millisecond), c.expiresAt)
+			if existing, accepted, err := s.Accept(ctx, first, now); err != nil || !accepted {
+				t.Fatalf("first Accept = %+v, accepted %v, %v; want accepted", existing, accepted, err)
 			}
-		}
-		if n, err := s.Failed(ctx, b, now); err != nil || n != 1 {
-			t.Errorf("Failed(b) = %d, %v; want 1", n, err)
-		}
-	})
-
-	t.Run("history order, pages, expiry", func(t *testing.T) {
-		s := open(t)
-		conv := fmt.Sprintf("conv_h%d", seq.Add(1))
-		t0 := now.Add(-time.Minute)
-		entry := func(id string, at time.Time, seq int, dir string) message.Entry {
-			return message.Entry{ID: id, Direction: dir, Type: "text", Payload: []byte(`{"text":"` + id + `"}`), UserID: "u1", CreatedAt: at.UTC(), Seq: seq, MessageID: "m-" + id}
-		}
-		turn1 := []message.Entry{entry("u1", t0, 0, message.Incoming), entry("b1", t0, 1, message.Outgoing), entry("b2", t0, 2, message.Outgoing)}
-		turn2 := []message.Entry{entry("u2", t0.Add(time.Second), 0, message.Incoming), entry("b3", t0.Add(time.Second), 1, message.Outgoing)}
-		keep := now.Add(time.Hour)
-		for _, turn := range [][]message.Entry{turn2, turn1, turn1} { // out of order, and once again
-			if err := s.AppendHistory(ctx, conv, turn, keep); err != nil {
-				t.Fatal(err)
+			// A failed attempt leaves counts that a replacement must not inherit.
+			if _, err := s.Failed(ctx, first.Key, 0, 1, now.Add(time.Second)); err != nil {
+				t.Fatalf("Failed: %v", err)
 			}
-		}
-		if err := s.AppendHistory(ctx, "other-"+conv, []message.Entry{entry("x", t0, 0, message.Incoming)}, keep); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.AppendHistory(ctx, conv, []message.Entry{entry("old", t0.Add(-time.Hour), 0, message.Incoming)}, now.Add(-time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		recent, err := s.RecentHistory(ctx, conv, 10)
-		if err != nil || ids(recent) != "[u1 b1 b2 u2 b3]" {
-			t.Fatalf("RecentHistory = %s, %v; want [u1 b1 b2 u2 b3] (oldest first, no expired, no other conversation)", ids(recent), err)
-		}
-		if recent[1].Direction != message.Outgoing || string(recent[1].Payload) != `{"text":"b1"}` || !recent[1].CreatedAt.Equal(t0.UTC()) || recent[0].MessageID != "m-u1" {
-			t.Errorf("entry round trip = %+v", recent[1])
-		}
-		if last2, _ := s.RecentHistory(ctx, conv, 2); ids(last2) != "[u2 b3]" {
-			t.Errorf("RecentHistory(2) = %s, want [u2 b3]", ids(last2))
-		}
-		var pages []string
-		after := ""
-		for range 5 {
-			page, next, err := s.HistoryPage(ctx, conv, 2, after)
+			second := newRecord(turn, c.secondAt.Add(456*time.Millisecond), keep.Add(time.Hour))
+			second.RequestHash, second.UserRef = "another-hash", "user_another"
+			existing, accepted, err := s.Accept(ctx, second, c.secondAt)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("second Accept: %v", err)
 			}
-			pages = append(pages, ids(page))
-			if next == "" {
-				break
+			if accepted != c.wantAccept {
+				t.Fatalf("second Accept: got accepted %v, want %v", accepted, c.wantAccept)
 			}
-			after = next
-		}
-		if got := fmt.Sprint(pages); got != "[[b3 u2] [b2 b1] [u1]]" {
-			t.Errorf("pages = %s, want [[b3 u2] [b2 b1] [u1]] (newest first)", got)
-		}
-	})
-
-	t.Run("tokens", func(t *testing.T) {
-		s := open(t)
-		base := fmt.Sprintf("%016x", seq.Add(1))
-		a := message.Token{Hash: base + "aaaa" + base + base + base, Name: "ci", CreatedAt: now.Add(-time.Hour).UTC()}
-		b := message.Token{Hash: base + "bbbb" + base + base + base, Name: "prod", CreatedAt: now.UTC()}
-		for _, tok := range []message.Token{b, a} {
-			if err := s.PutToken(ctx, tok); err != nil {
-				t.Fatalf("PutToken: %v", err)
+			want := second
+			if !c.wantAccept {
+				want = first
+				want.Step, want.Attempts, want.Delivered, want.FailingSince = 0, 1, 1, now.Add(time.Second)
+				checkRecord(t, "existing record", existing, want)
 			}
+			rec, found, _, _, err := s.Load(ctx, turn.Key(), want.CreatedAt)
+			if err != nil || !found {
+				t.Fatalf("Load: got found %v, err %v; want the record", found, err)
+			}
+			checkRecord(t, "stored record", rec, want)
+		})
+	}
+	t.Run("createdAt to the millisecond", func(t *testing.T) {
+		turn := newTurn(message.DefaultChannel, "hi")
+		rec := newRecord(turn, now.Add(123456789*time.Nanosecond), keep)
+		if _, accepted, err := s.Accept(ctx, rec, now); err != nil || !accepted {
+			t.Fatalf("Accept: got accepted %v, err %v; want accepted", accepted, err)
 		}
-		got, found, err := s.LookupToken(ctx, a.Hash)
-		if err != nil || !found || got.Name != "ci" || !got.CreatedAt.Equal(a.CreatedAt) {
-			t.Fatalf("LookupToken = %+v, %v, %v; want %+v", got, found, err, a)
-		}
-		if _, found, _ := s.LookupToken(ctx, base+"cccc"); found {
-			t.Fatal("LookupToken found an unknown hash")
-		}
-		list, err := s.ListTokens(ctx)
+		existing, _, err := s.Accept(ctx, rec, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
-		for _, tok := range list {
-			if tok.Hash == a.Hash || tok.Hash == b.Hash {
-				names = append(names, tok.Name)
-			}
-		}
-		if fmt.Sprint(names) != "[ci prod]" {
-			t.Errorf("ListTokens names = %v, want [ci prod] (oldest first)", names)
-		}
-		if _, err := s.DeleteTokens(ctx, "abc"); err == nil {
-			t.Error("DeleteTokens with a 3-character id succeeded, want an error")
-		}
-		n, err := s.DeleteTokens(ctx, b.Hash[:20])
-		if err != nil || n != 1 {
-			t.Fatalf("DeleteTokens = %d, %v; want 1", n, err)
-		}
-		if _, found, _ := s.LookupToken(ctx, b.Hash); found {
-			t.Error("revoked token still found")
-		}
-		if _, found, _ := s.LookupToken(ctx, a.Hash); !found {
-			t.Error("other token gone")
+		if want := now.Add(123 * time.Millisecond); !existing.CreatedAt.Equal(want) {
+			t.Errorf("createdAt: got %s, want %s", existing.CreatedAt.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
 		}
 	})
 }
 
-func ids(entries []message.Entry) string {
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.ID)
+func testAcceptConcurrently(t *testing.T, s Store) {
+	ctx := context.Background()
+	turn := newTurn(message.DefaultChannel, "hi")
+	const n = 20
+	var wg sync.WaitGroup
+	hashes := make([]string, n)
+	existing := make([]message.Record, n)
+	accepted := make([]bool, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := newRecord(turn, now.Add(time.Duration(i)*time.Millisecond), keep)
+			rec.RequestHash = fmt.Sprintf("hash-%d", i)
+			hashes[i] = rec.RequestHash
+			<-start
+			existing[i], accepted[i], errs[i] = s.Accept(ctx, rec, now)
+		}()
 	}
-	return fmt.Sprint(out)
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Accept %d: %v", i, errs[i])
+		}
+		if accepted[i] {
+			if winner >= 0 {
+				t.Errorf("Accept %d and %d both accepted", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("got no Accept accepted, want 1")
+	}
+	for i := range n {
+		if !accepted[i] && errs[i] == nil && existing[i].RequestHash != hashes[winner] {
+			t.Errorf("Accept %d: got existing hash %q, want the accepted one's %q", i, existing[i].RequestHash, hashes[winner])
+		}
+	}
 }
 
-func mustAcquire(t *testing.T, s Store, rec message.Record, now time.Time) {
-	t.Helper()
-	if _, acquired, err := s.Acquire(context.Background(), rec, now); err != nil || !acquired {
-		t.Fatalf("Acquire = acquired %v, err %v; want acquired", acquired, err)
+func testExchanged(t *testing.T, s Store) {
+	ctx := context.Background()
+	turn := newTurn(message.DefaultChannel, "hi")
+	rec := newRecord(turn, now.Add(321*time.Millisecond), keep)
+	mustAccept(t, s, rec)
+	if got, err := s.Exchanged(ctx, rec); err != nil || got {
+		t.Fatalf("Exchanged before PutExchange: got %v, %v; want false", got, err)
 	}
+	mustPut(t, s, answer(turn, rec.CreatedAt, 1, "sqs-1"))
+	if got, err := s.Exchanged(ctx, rec); err != nil || !got {
+		t.Errorf("Exchanged after PutExchange: got %v, %v; want true", got, err)
+	}
+	other := newRecord(newTurn(message.DefaultChannel, "hi"), rec.CreatedAt, keep)
+	if got, err := s.Exchanged(ctx, other); err != nil || got {
+		t.Errorf("Exchanged of another record: got %v, %v; want false", got, err)
+	}
+}
+
+func testPutExchange(t *testing.T, s Store) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name       string
+		first      func(turn message.Turn, at time.Time) message.Exchange
+		wantStored bool // whether the second put replaces the first
+	}{
+		{"over an answered turn", func(turn message.Turn, at time.Time) message.Exchange { return answer(turn, at, 1, "sqs-1") }, false},
+		{"over an answer with no bot message", func(turn message.Turn, at time.Time) message.Exchange { return answer(turn, at, 0, "sqs-1") }, false},
+		{"over a failed turn", func(turn message.Turn, at time.Time) message.Exchange {
+			x := answer(turn, at, 0, "sqs-1")
+			x.Failure = "bot: did not answer in time"
+			return x
+		}, true},
+		{"over a tombstone", func(turn message.Turn, at time.Time) message.Exchange { return tombstone(turn.Key(), at) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			turn := newTurn(message.DefaultChannel, "hi")
+			at := now.Add(777 * time.Millisecond)
+			first := c.first(turn, at)
+			if existing, stored, err := s.PutExchange(ctx, first); err != nil || !stored {
+				t.Fatalf("first PutExchange = %+v, stored %v, %v; want stored", existing, stored, err)
+			}
+			second := answer(turn, at, 2, "sqs-2")
+			existing, stored, err := s.PutExchange(ctx, second)
+			if err != nil {
+				t.Fatalf("second PutExchange: %v", err)
+			}
+			if stored != c.wantStored {
+				t.Fatalf("second PutExchange: got stored %v, want %v", stored, c.wantStored)
+			}
+			want := second
+			if !c.wantStored {
+				want = first
+				checkExchange(t, "existing exchange", existing, want)
+			}
+			_, _, got, found, err := s.Load(ctx, turn.Key(), at)
+			if err != nil || !found {
+				t.Fatalf("Load: got found %v, err %v; want the exchange", found, err)
+			}
+			checkExchange(t, "stored exchange", got, want)
+			if !c.wantStored {
+				return
+			}
+			// What replaced a failed turn is an answer: it stays.
+			third := answer(turn, at, 3, "sqs-3")
+			existing, stored, err = s.PutExchange(ctx, third)
+			if err != nil || stored {
+				t.Fatalf("third PutExchange: got stored %v, err %v; want the second kept", stored, err)
+			}
+			checkExchange(t, "existing after the third put", existing, second)
+		})
+	}
+}
+
+func testLoad(t *testing.T, s Store) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name             string
+		record, exchange bool
+	}{
+		{"neither", false, false},
+		{"record only", true, false},
+		{"exchange only", false, true},
+		{"both", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			turn := newTurn(message.DefaultChannel, "hi")
+			at := now.Add(42 * time.Millisecond)
+			rec := newRecord(turn, at, keep)
+			x := rich(turn, at, "sqs-load")
+			if c.record {
+				mustAccept(t, s, rec)
+			}
+			if c.exchange {
+				mustPut(t, s, x)
+			}
+			gotRec, recFound, gotX, xFound, err := s.Load(ctx, turn.Key(), at)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if recFound != c.record || xFound != c.exchange {
+				t.Fatalf("Load: got record found %v, exchange found %v; want %v, %v", recFound, xFound, c.record, c.exchange)
+			}
+			if c.record {
+				checkRecord(t, "record", gotRec, rec)
+			}
+			if c.exchange {
+				checkExchange(t, "exchange", gotX, x)
+			}
+			// The exchange is the one of the record's time, not any of its ref.
+			if _, _, _, found, err := s.Load(ctx, turn.Key(), at.Add(time.Millisecond)); err != nil || found {
+				t.Errorf("Load a millisecond later: got exchange found %v, err %v; want none", found, err)
+			}
+		})
+	}
+}
+
+func testFailed(t *testing.T, s Store) {
+	ctx := context.Background()
+	turn := newTurn(message.DefaultChannel, "hi")
+	rec := newRecord(turn, now.Add(5*time.Millisecond), keep)
+	mustAccept(t, s, rec)
+	// Times with nanoseconds: FailingSince keeps milliseconds, as the record does.
+	first := now.Add(time.Minute + 1234567*time.Nanosecond)
+	for i, c := range []struct {
+		step, delivered, wantAttempts int
+	}{
+		{-1, 0, 1},
+		{-1, 0, 2},
+		{-1, 0, 3},
+		{0, 0, 1}, // another step starts again at 1
+		{0, 0, 2},
+		{1, 1, 1},
+		{1, 1, 2},
+		{0, 2, 1}, // and so does one seen before, when it is not the last
+	} {
+		at := first.Add(time.Duration(i) * time.Second)
+		got, err := s.Failed(ctx, turn.Key(), c.step, c.delivered, at)
+		if err != nil {
+			t.Fatalf("Failed #%d: %v", i+1, err)
+		}
+		want := rec
+		want.Step, want.Attempts, want.Delivered, want.FailingSince = c.step, c.wantAttempts, c.delivered, first.Truncate(time.Millisecond)
+		checkRecord(t, fmt.Sprintf("Failed #%d (step %d)", i+1, c.step), got, want)
+		stored, _, _, _, err := s.Load(ctx, turn.Key(), rec.CreatedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, fmt.Sprintf("stored after Failed #%d", i+1), stored, want)
+	}
+	missing := newTurn(message.DefaultChannel, "hi").Key()
+	if _, err := s.Failed(ctx, missing, 0, 0, now); !errors.Is(err, message.ErrGone) {
+		t.Errorf("Failed without a record: got %v, want ErrGone", err)
+	}
+	if _, found, _, _, _ := s.Load(ctx, missing, now); found {
+		t.Errorf("Failed without a record made one")
+	}
+}
+
+func testProgress(t *testing.T, s Store) {
+	ctx := context.Background()
+	turn := newTurn(message.DefaultChannel, "hi")
+	rec := newRecord(turn, now.Add(6*time.Millisecond), keep)
+	mustAccept(t, s, rec)
+	if _, err := s.Failed(ctx, turn.Key(), 1, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Progress(ctx, turn.Key(), 3); err != nil {
+		t.Fatalf("Progress: %v", err)
+	}
+	got, _, _, _, err := s.Load(ctx, turn.Key(), rec.CreatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rec
+	want.Delivered, want.Step, want.Attempts, want.FailingSince = 3, 1, 1, now
+	checkRecord(t, "after Progress", got, want)
+	missing := newTurn(message.DefaultChannel, "hi").Key()
+	if err := s.Progress(ctx, missing, 1); !errors.Is(err, message.ErrGone) {
+		t.Errorf("Progress without a record: got %v, want ErrGone", err)
+	}
+	if _, found, _, _, _ := s.Load(ctx, missing, now); found {
+		t.Errorf("Progress without a record made one")
+	}
+}
+
+func testTakeOver(t *testing.T, s Store) {
+	ctx := context.Background()
+	t.Run("with an exchange", func(t *testing.T) {
+		turn := newTurn(message.DefaultChannel, "hi")
+		rec := newRecord(turn, now.Add(7*time.Millisecond), keep)
+		mustAccept(t, s, rec)
+		x := answer(turn, rec.CreatedAt, 3, "sqs-1")
+		mustPut(t, s, x)
+		for range 3 {
+			if _, err := s.Failed(ctx, turn.Key(), 1, 1, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.TakeOver(ctx, turn.Key(), rec.CreatedAt, "sqs-2"); err != nil {
+			t.Fatalf("TakeOver: %v", err)
+		}
+		gotRec, _, gotX, xFound, err := s.Load(ctx, turn.Key(), rec.CreatedAt)
+		if err != nil || !xFound {
+			t.Fatalf("Load: got exchange found %v, err %v; want it", xFound, err)
+		}
+		want := rec
+		want.Delivered = 1 // what went through stays delivered
+		checkRecord(t, "record after TakeOver", gotRec, want)
+		x.Owner = "sqs-2"
+		checkExchange(t, "exchange after TakeOver", gotX, x)
+		// The next failure counts from a fresh start.
+		later := now.Add(time.Hour)
+		got, err := s.Failed(ctx, turn.Key(), 1, 1, later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Attempts != 1 || !got.FailingSince.Equal(later) {
+			t.Errorf("Failed after TakeOver: got attempts %d failing since %s, want 1 since %s", got.Attempts, got.FailingSince, later)
+		}
+	})
+	t.Run("without an exchange", func(t *testing.T) {
+		turn := newTurn(message.DefaultChannel, "hi")
+		rec := newRecord(turn, now.Add(8*time.Millisecond), keep)
+		mustAccept(t, s, rec)
+		if _, err := s.Failed(ctx, turn.Key(), -1, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.TakeOver(ctx, turn.Key(), rec.CreatedAt, "sqs-2"); err != nil {
+			t.Fatalf("TakeOver: %v", err)
+		}
+		gotRec, _, _, xFound, err := s.Load(ctx, turn.Key(), rec.CreatedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecord(t, "record after TakeOver", gotRec, rec)
+		if xFound {
+			t.Errorf("TakeOver made an exchange")
+		}
+	})
+	t.Run("without a record", func(t *testing.T) {
+		turn := newTurn(message.DefaultChannel, "hi")
+		if err := s.TakeOver(ctx, turn.Key(), now, "sqs-2"); !errors.Is(err, message.ErrGone) {
+			t.Errorf("TakeOver: got %v, want ErrGone", err)
+		}
+		if _, recFound, _, xFound, _ := s.Load(ctx, turn.Key(), now); recFound || xFound {
+			t.Errorf("TakeOver without a record: got record %v, exchange %v; want neither made", recFound, xFound)
+		}
+	})
+}
+
+func testDropTombstone(t *testing.T, s Store) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		x        func(turn message.Turn) message.Exchange
+		wantKept bool
+	}{
+		{"tombstone", func(turn message.Turn) message.Exchange { return tombstone(turn.Key(), now) }, false},
+		{"answer", func(turn message.Turn) message.Exchange { return answer(turn, now, 1, "sqs-1") }, true},
+		{"failed turn", func(turn message.Turn) message.Exchange {
+			x := answer(turn, now, 0, "sqs-1")
+			x.Failure = "bot: broken"
+			return x
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			turn := newTurn(message.DefaultChannel, "hi")
+			x := c.x(turn)
+			mustPut(t, s, x)
+			if err := s.DropTombstone(ctx, x); err != nil {
+				t.Fatalf("DropTombstone: %v", err)
+			}
+			_, _, got, found, err := s.Load(ctx, turn.Key(), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != c.wantKept {
+				t.Fatalf("after DropTombstone: got exchange found %v, want %v", found, c.wantKept)
+			}
+			if found {
+				checkExchange(t, "kept exchange", got, x)
+			}
+		})
+	}
+	t.Run("nothing there", func(t *testing.T) {
+		if err := s.DropTombstone(ctx, tombstone(newTurn(message.DefaultChannel, "hi").Key(), now)); err != nil {
+			t.Errorf("DropTombstone: got %v, want nil", err)
+		}
+	})
+}
+
+// conversation writes a conversation's exchanges, oldest first, and returns its
+// visible entries newest first. Its kinds: "answer N" (N bot messages), "failed",
+// "push", "expired", "tombstone"; "+" makes an exchange of the same millisecond as
+// the one before.
+func conversation(t *testing.T, s Store, first message.Turn, start time.Time, kinds ...string) []message.Entry {
+	t.Helper()
+	var visible []message.Exchange
+	at := start
+	for i, kind := range kinds {
+		if same, ok := strings.CutPrefix(kind, "+"); ok {
+			kind = same
+		} else if i > 0 {
+			at = at.Add(time.Second + time.Duration(i)*time.Millisecond)
+		}
+		turn := inConversation(first, fmt.Sprintf("message %d: %s", i, kind))
+		turn.ConversationRef = first.ConversationRef // kept when a test moves it to another channel
+		var x message.Exchange
+		switch {
+		case kind == "failed":
+			x = answer(turn, at, 0, "sqs")
+			x.Failure = "bot: broken"
+		case kind == "push":
+			ref := message.PushRef(turn.Channel, turn.Message.ConversationID, fmt.Sprintf("push-%d", seq.Add(1)))
+			x = message.Exchange{Key: message.Key{Channel: turn.Channel, ConversationRef: turn.ConversationRef, Ref: ref},
+				CreatedAt: at, ConversationID: turn.Message.ConversationID, UserID: turn.Message.UserID, Owner: "sqs", ExpiresAt: keep,
+				Entries: []message.Entry{{ID: ref, Direction: message.Outgoing, Type: "markdown", Payload: json.RawMessage(`{"markdown":"**pushed**"}`), UserID: turn.Message.UserID, CreatedAt: at}}}
+		case kind == "expired":
+			x = answer(turn, at, 1, "sqs")
+			x.ExpiresAt = time.Now().Add(-time.Hour)
+		case kind == "tombstone":
+			x = tombstone(turn.Key(), at)
+		default:
+			replies, err := strconv.Atoi(strings.TrimPrefix(kind, "answer "))
+			if err != nil {
+				t.Fatalf("unknown kind %q", kind)
+			}
+			x = answer(turn, at, replies, "sqs")
+		}
+		mustPut(t, s, x)
+		if kind != "expired" && kind != "tombstone" {
+			visible = append(visible, x)
+		}
+	}
+	slices.SortFunc(visible, func(a, b message.Exchange) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.Ref, a.Ref))
+	})
+	var want []message.Entry
+	for _, x := range visible {
+		for i := len(x.Entries) - 1; i >= 0; i-- {
+			want = append(want, x.Entries[i])
+		}
+	}
+	return want
+}
+
+func testHistoryPage(t *testing.T, s Store) {
+	ctx := context.Background()
+	first := newTurn(message.DefaultChannel, "hi")
+	start := now.Add(-time.Hour + 500*time.Millisecond)
+	want := conversation(t, s, first, start,
+		"expired", "answer 2", "expired", "failed", "tombstone", "expired", "tombstone",
+		"answer 3", "+answer 1", "push", "answer 0", "answer 3", "tombstone")
+	// The same conversation ref in another channel, another conversation of the
+	// channel: neither shows.
+	other := first
+	other.Channel = "other"
+	conversation(t, s, other, start, "answer 1", "answer 2")
+	conversation(t, s, newTurn(message.DefaultChannel, "hi"), start, "answer 1")
+
+	if len(want) != 16 {
+		t.Fatalf("the conversation has %d visible entries, want 16", len(want))
+	}
+	t.Run("one page", func(t *testing.T) {
+		got, next, err := s.HistoryPage(ctx, first.Channel, first.ConversationRef, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next != "" {
+			t.Errorf("next cursor: got %q, want none", next)
+		}
+		checkEntries(t, "history", got, want)
+	})
+	for limit := 1; limit <= len(want)+1; limit++ {
+		t.Run(fmt.Sprintf("pages of %d", limit), func(t *testing.T) {
+			var got []message.Entry
+			cursor := ""
+			for page := 1; ; page++ {
+				if page > len(want)+2 {
+					t.Fatalf("still paging after %d pages", page)
+				}
+				entries, next, err := s.HistoryPage(ctx, first.Channel, first.ConversationRef, limit, cursor)
+				if err != nil {
+					t.Fatalf("page %d: %v", page, err)
+				}
+				if len(entries) > limit || next != "" && len(entries) != limit {
+					t.Fatalf("page %d: got %d entries and next %q, want %d and more to come, or at most %d at the end",
+						page, len(entries), next, limit, limit)
+				}
+				got = append(got, entries...)
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			if g, w := ids(got), ids(want); g != w {
+				t.Errorf("entries over all pages:\ngot  %s\nwant %s", g, w)
+			}
+		})
+	}
+	t.Run("isolation", func(t *testing.T) {
+		got, _, err := s.HistoryPage(ctx, other.Channel, other.ConversationRef, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 5 {
+			t.Errorf("the other channel's conversation: got %d entries, want 5", len(got))
+		}
+		for _, e := range got {
+			if slices.ContainsFunc(want, func(w message.Entry) bool { return w.ID == e.ID }) {
+				t.Errorf("the other channel's conversation shows entry %s of the default channel's", e.ID)
+			}
+		}
+		got, next, err := s.HistoryPage(ctx, message.DefaultChannel, newTurn(message.DefaultChannel, "hi").ConversationRef, 10, "")
+		if err != nil || len(got) != 0 || next != "" {
+			t.Errorf("an empty conversation: got %d entries, next %q, err %v; want none", len(got), next, err)
+		}
+	})
+	t.Run("RecentHistory", func(t *testing.T) {
+		for _, limit := range []int{1, 3, len(want), len(want) + 5} {
+			got, err := s.RecentHistory(ctx, first.Channel, first.ConversationRef, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := slices.Clone(want[:min(limit, len(want))])
+			slices.Reverse(w)
+			checkEntries(t, fmt.Sprintf("RecentHistory(%d)", limit), got, w)
+		}
+	})
+	t.Run("bad cursors", func(t *testing.T) {
+		enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+		for _, cursor := range []string{
+			"not a cursor!",
+			enc("1700000000000|msg_x"),
+			enc("soon|msg_x|0"),
+			enc("1700000000000|conv_x|0"),
+			enc("1700000000000|msg_x|-1"),
+			enc("-5|msg_x|0"),
+		} {
+			_, _, err := s.HistoryPage(ctx, first.Channel, first.ConversationRef, 10, cursor)
+			if !errors.Is(err, message.ErrCursor) && message.KindOf(err) != message.Invalid {
+				t.Errorf("HistoryPage(cursor %q): got %v, want ErrCursor", cursor, err)
+			}
+		}
+	})
+}
+
+// A cursor goes on where its page ended, whatever was written since; a cursor whose
+// exchange has expired goes on from the next one.
+func testHistoryCursors(t *testing.T, s Store) {
+	ctx := context.Background()
+	first := newTurn(message.DefaultChannel, "hi")
+	at := now.Add(-time.Hour + 250*time.Millisecond)
+	a := answer(first, at, 1, "sqs")
+	b := answer(inConversation(first, "b"), at.Add(time.Second), 2, "sqs")
+	c := answer(inConversation(first, "c"), at.Add(2*time.Second), 3, "sqs")
+	// b expires in two or three seconds: the one test that waits.
+	b.ExpiresAt = time.Now().Truncate(time.Second).Add(3 * time.Second)
+	for _, x := range []message.Exchange{a, b, c} {
+		mustPut(t, s, x)
+	}
+	newestFirst := func(xs ...message.Exchange) []message.Entry {
+		var out []message.Entry
+		for _, x := range xs {
+			for i := len(x.Entries) - 1; i >= 0; i-- {
+				out = append(out, x.Entries[i])
+			}
+		}
+		return out
+	}
+	want := newestFirst(c, b, a)
+
+	page, next, err := s.HistoryPage(ctx, first.Channel, first.ConversationRef, 2, "")
+	if err != nil || next == "" {
+		t.Fatalf("first page: got next %q, err %v; want a cursor", next, err)
+	}
+	checkEntries(t, "first page", page, want[:2])
+	// A newer message arrives: the next page goes on where the first ended.
+	newer := answer(inConversation(first, "newer"), now, 1, "sqs")
+	mustPut(t, s, newer)
+	page, next, err = s.HistoryPage(ctx, first.Channel, first.ConversationRef, 3, next)
+	if err != nil || next == "" {
+		t.Fatalf("second page: got next %q, err %v; want a cursor", next, err)
+	}
+	checkEntries(t, "second page", page, want[2:5])
+	if time.Now().After(b.ExpiresAt) {
+		t.Fatalf("the first two pages took until %s, past %s: the store is too slow for this test", time.Now().Format(time.StampMilli), b.ExpiresAt.Format(time.StampMilli))
+	}
+	// The cursor points inside b; once b has expired, the next page starts at a.
+	time.Sleep(time.Until(b.ExpiresAt.Add(time.Second + 50*time.Millisecond)))
+	page, next, err = s.HistoryPage(ctx, first.Channel, first.ConversationRef, 10, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != "" {
+		t.Errorf("last page: got next %q, want none", next)
+	}
+	checkEntries(t, "page after the cursor's exchange expired", page, newestFirst(a))
+	page, _, err = s.HistoryPage(ctx, first.Channel, first.ConversationRef, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, "history from the start", page, newestFirst(newer, c, a))
+}
+
+func testTokens(t *testing.T, s Store) {
+	ctx := context.Background()
+	base := fmt.Sprintf("%016x", seq.Add(1)<<20)
+	hash := func(tag string) string { return base + tag + strings.Repeat("0", 64-len(base)-len(tag)) }
+	tokens := []message.Token{
+		{Hash: hash("aaaa1"), Name: "ci", Channel: "", Scope: "", CreatedAt: now.Add(-3 * time.Hour)},
+		{Hash: hash("aaaa2"), Name: "acme bot", Channel: "acme", Scope: message.ScopeBot, CreatedAt: now.Add(-2 * time.Hour)},
+		{Hash: hash("bbbb"), Name: "acme backend", Channel: "acme", Scope: message.ScopeBackend, CreatedAt: now.Add(-time.Hour)},
+	}
+	for _, i := range []int{2, 0, 1} {
+		if err := s.PutToken(ctx, tokens[i]); err != nil {
+			t.Fatalf("PutToken %s: %v", tokens[i].Name, err)
+		}
+	}
+	for _, want := range tokens {
+		got, found, err := s.LookupToken(ctx, want.Hash)
+		if err != nil || !found {
+			t.Fatalf("LookupToken %s: got found %v, err %v; want found", want.Name, found, err)
+		}
+		if got.Hash != want.Hash || got.Name != want.Name || got.Channel != want.Channel || got.Scope != want.Scope || !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Errorf("LookupToken %s: got %+v, want %+v", want.Name, got, want)
+		}
+	}
+	if _, found, err := s.LookupToken(ctx, hash("cccc")); err != nil || found {
+		t.Errorf("LookupToken of an unknown hash: got found %v, err %v; want not found", found, err)
+	}
+	list, err := s.ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tokenNames(list), tokenNames(tokens); got != want {
+		t.Errorf("ListTokens: got %s, want %s (oldest first)", got, want)
+	}
+	if _, err := s.DeleteTokens(ctx, base[:7]); err == nil {
+		t.Errorf("DeleteTokens with 7 characters: got no error, want one")
+	}
+	n, err := s.DeleteTokens(ctx, base+"aaaa")
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteTokens(%s…aaaa): got %d, %v; want 2", base[:8], n, err)
+	}
+	list, err = s.ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tokenNames(list), tokenNames(tokens[2:]); got != want {
+		t.Errorf("ListTokens after DeleteTokens: got %s, want %s", got, want)
+	}
+	if n, err := s.DeleteTokens(ctx, base+"aaaa"); err != nil || n != 0 {
+		t.Errorf("DeleteTokens again: got %d, %v; want 0", n, err)
+	}
+}
+
+func tokenNames(toks []message.Token) string {
+	var names []string
+	for _, t := range toks {
+		names = append(names, t.Name)
+	}
+	return fmt.Sprintf("%q", names)
+}
+
+func mustAccept(t *testing.T, s Store, rec message.Record) {
+	t.Helper()
+	if _, accepted, err := s.Accept(context.Background(), rec, now); err != nil || !accepted {
+		t.Fatalf("Accept: got accepted %v, err %v; want accepted", accepted, err)
+	}
+}
+
+func mustPut(t *testing.T, s Store, x message.Exchange) {
+	t.Helper()
+	if _, stored, err := s.PutExchange(context.Background(), x); err != nil || !stored {
+		t.Fatalf("PutExchange %s: got stored %v, err %v; want stored", x.Ref, stored, err)
+	}
+}
+
+func checkRecord(t *testing.T, what string, got, want message.Record) {
+	t.Helper()
+	for _, d := range []struct {
+		field     string
+		got, want any
+		same      bool
+	}{
+		{"key", got.Key, want.Key, got.Key == want.Key},
+		{"requestHash", got.RequestHash, want.RequestHash, got.RequestHash == want.RequestHash},
+		{"userRef", got.UserRef, want.UserRef, got.UserRef == want.UserRef},
+		{"createdAt", got.CreatedAt, want.CreatedAt, got.CreatedAt.Equal(want.CreatedAt)},
+		{"expiresAt", got.ExpiresAt, want.ExpiresAt, got.ExpiresAt.Equal(want.ExpiresAt)},
+		{"delivered", got.Delivered, want.Delivered, got.Delivered == want.Delivered},
+		{"step", got.Step, want.Step, got.Step == want.Step},
+		{"attempts", got.Attempts, want.Attempts, got.Attempts == want.Attempts},
+		{"failingSince", got.FailingSince, want.FailingSince, got.FailingSince.Equal(want.FailingSince)},
+	} {
+		if !d.same {
+			t.Errorf("%s: %s: got %v, want %v", what, d.field, d.got, d.want)
+		}
+	}
+}
+
+func checkExchange(t *testing.T, what string, got, want message.Exchange) {
+	t.Helper()
+	if got.Key != want.Key {
+		t.Errorf("%s: key: got %+v, want %+v", what, got.Key, want.Key)
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("%s: createdAt: got %s, want %s", what, got.CreatedAt, want.CreatedAt)
+	}
+	if !got.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Errorf("%s: expiresAt: got %s, want %s", what, got.ExpiresAt, want.ExpiresAt)
+	}
+	if got.Tombstone != want.Tombstone {
+		t.Errorf("%s: tombstone: got %v, want %v", what, got.Tombstone, want.Tombstone)
+	}
+	if want.Tombstone {
+		return // a tombstone is a key and a time
+	}
+	if got.ConversationID != want.ConversationID || got.UserID != want.UserID {
+		t.Errorf("%s: conversationId, userId: got %q, %q; want %q, %q", what, got.ConversationID, got.UserID, want.ConversationID, want.UserID)
+	}
+	if got.Owner != want.Owner {
+		t.Errorf("%s: owner: got %q, want %q", what, got.Owner, want.Owner)
+	}
+	if got.Failure != want.Failure {
+		t.Errorf("%s: failure: got %q, want %q", what, got.Failure, want.Failure)
+	}
+	checkEntries(t, what, got.Entries, want.Entries)
+}
+
+func checkEntries(t *testing.T, what string, got, want []message.Entry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d entries %s, want %d %s", what, len(got), ids(got), len(want), ids(want))
+		return
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Direction != w.Direction || g.Type != w.Type || g.UserID != w.UserID || g.MessageID != w.MessageID ||
+			g.InReplyTo != w.InReplyTo || !g.CreatedAt.Equal(w.CreatedAt) || !bytes.Equal(g.Payload, w.Payload) {
+			t.Errorf("%s: entry %d:\ngot  %s\nwant %s", what, i, entryString(g), entryString(w))
+		}
+	}
+}
+
+func entryString(e message.Entry) string {
+	return fmt.Sprintf("{id %s %s %s payload %s user %q message %q inReplyTo %q at %s}", e.ID, e.Direction, e.Type, e.Payload,
+		e.UserID, e.MessageID, e.InReplyTo, e.CreatedAt.UTC().Format(time.RFC3339Nano))
+}
+
+func ids(entries []message.Entry) string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.ID
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
