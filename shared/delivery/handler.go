@@ -232,9 +232,9 @@ func groupsOf(msgs []events.SQSMessage) [][]events.SQSMessage {
 type outcome int
 
 const (
-	done    outcome = iota // delivered, dead-lettered or dropped: delete it
-	retry                  // it and the rest of its conversation come back later
-	handBack               // not started or stopped for lack of time: back at once
+	done     outcome = iota // delivered, dead-lettered or dropped: delete it
+	retry                   // it and the rest of its conversation come back later
+	handBack                // not started or stopped for lack of time: back at once
 )
 
 // runGroup runs one conversation's jobs in order and returns the ids of those to

@@ -3,7 +3,7 @@ package inbound
 import (
 	"context"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
