@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"sync"
@@ -234,18 +235,25 @@ func (q *Queue) Ack(ctx context.Context, receipts []string) error {
 }
 
 // Delay implements delivery.Queue: received messages become visible again after d.
+// A receipt that no longer names one is reported, and the others are delayed all the
+// same, as ChangeMessageVisibilityBatch does.
 func (q *Queue) Delay(ctx context.Context, receipts []string, d time.Duration) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	bad := 0
 	for _, r := range receipts {
 		_, e := q.find(r)
 		if e == nil {
-			return ErrReceipt
+			bad++
+			continue
 		}
 		e.invisibleUntil = q.now().Add(d)
 	}
 	if d <= 0 {
 		q.signal()
+	}
+	if bad > 0 {
+		return fmt.Errorf("delay %d of %d messages: %w", bad, len(receipts), ErrReceipt)
 	}
 	return nil
 }
