@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/channel"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/envvar"
@@ -110,9 +112,15 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	ch := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: s.Policy}
+	def := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: s.Policy}
+	if sm == nil {
+		sm = awsenv.SecretsManager(awsCfg, getenv)
+	}
+	// The other channels are read from the table, each kept a minute; their llm keys
+	// from Secrets Manager, each kept five.
+	channels := channel.NewRegistry(def, store, channel.Builder{Settings: s, History: store, Secrets: awsenv.NewSecrets(sm, 5*time.Minute)})
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, cfg.deadURL)
-	return delivery.New(store, queue, delivery.Single(ch), delivery.Config{HistoryTTL: s.HistoryTTL}, log), nil
+	return delivery.New(store, queue, channels, delivery.Config{HistoryTTL: s.HistoryTTL}, log), nil
 }
 
 // readSigningSecret reads the signing secret once per cold start. Secrets Manager makes

@@ -43,6 +43,13 @@ type Stat struct {
 	// consuming, when the Counter asks for them (TrackCapacity). A call that fails its
 	// condition reports none, although DynamoDB bills it at least one write unit.
 	WriteUnits, ReadUnits float64
+	// SizedWriteUnits are the write units worked out from the items written, by
+	// DynamoDB's documented rules (ItemSize, UnitsFor), when the Counter tracks
+	// capacity: the check on WriteUnits that does not trust the service's report, and
+	// the figure for an emulator that reports none. It counts the items a call carries
+	// (PutItem, BatchWriteItem's puts) and, for a put refused by its condition, the
+	// existing item the error returns (at least one unit); other writes add nothing.
+	SizedWriteUnits float64
 	// Time is the time spent in the calls, retries included.
 	Time time.Duration
 }
@@ -61,6 +68,7 @@ func (s *Stat) add(o Stat) {
 	s.Attempts += o.Attempts
 	s.WriteUnits += o.WriteUnits
 	s.ReadUnits += o.ReadUnits
+	s.SizedWriteUnits += o.SizedWriteUnits
 	s.Time += o.Time
 	for k, v := range o.Errors {
 		if s.Errors == nil {
@@ -163,13 +171,17 @@ func (m callCounter) HandleInitialize(ctx context.Context, in middleware.Initial
 	out, md, err := next.HandleInitialize(ctx, in)
 	took := time.Since(start)
 	op := opOf(ctx)
-	var units float64
-	if capacity && err == nil {
-		units = consumedUnits(out.Result)
+	var units, sized float64
+	if capacity {
+		if err == nil {
+			units = consumedUnits(out.Result)
+		}
+		sized = sizedWriteUnits(in.Parameters, err)
 	}
 	m.c.record(op, func(s *Stat) {
 		s.Calls++
 		s.Time += took
+		s.SizedWriteUnits += sized
 		if isWrite(op.Operation) {
 			s.WriteUnits += units
 		} else {
@@ -237,7 +249,8 @@ func (cs Counts) Sub(before Counts) Counts {
 	out := Counts{}
 	for op, s := range cs {
 		b := before[op]
-		d := Stat{Calls: s.Calls - b.Calls, Attempts: s.Attempts - b.Attempts, WriteUnits: s.WriteUnits - b.WriteUnits, ReadUnits: s.ReadUnits - b.ReadUnits, Time: s.Time - b.Time}
+		d := Stat{Calls: s.Calls - b.Calls, Attempts: s.Attempts - b.Attempts, WriteUnits: s.WriteUnits - b.WriteUnits, ReadUnits: s.ReadUnits - b.ReadUnits,
+			SizedWriteUnits: s.SizedWriteUnits - b.SizedWriteUnits, Time: s.Time - b.Time}
 		for k, v := range s.Errors {
 			if n := v - b.Errors[k]; n != 0 {
 				if d.Errors == nil {
@@ -261,6 +274,9 @@ func (cs Counts) String() string {
 		fmt.Fprintf(&b, "%s calls=%d attempts=%d time=%s", op, s.Calls, s.Attempts, s.Time)
 		if s.WriteUnits > 0 {
 			fmt.Fprintf(&b, " wru=%g", s.WriteUnits)
+		}
+		if s.SizedWriteUnits > 0 {
+			fmt.Fprintf(&b, " sized-wru=%g", s.SizedWriteUnits)
 		}
 		if s.ReadUnits > 0 {
 			fmt.Fprintf(&b, " rru=%g", s.ReadUnits)

@@ -73,9 +73,9 @@ func TestCallsAttemptsAndErrors(t *testing.T) {
 	}
 }
 
-// The real adapters on the emulators: one conditional PutItem per Acquire (a duplicate
-// fails its condition), one SendMessageBatch per Send of up to 10, and the write
-// units DynamoDB Local reports.
+// The real adapters on the emulators: one conditional PutItem per Accept (a duplicate
+// fails its condition), one SendMessage per job sent, one PutItem per exchange, and
+// the write units DynamoDB Local reports next to those worked out from the items.
 func TestRealAdaptersOnTheEmulators(t *testing.T) {
 	ddbEmu, sqsEmu := emulator.DynamoDB(t), emulator.SQS(t)
 	c := awscount.New().TrackCapacity()
@@ -95,38 +95,82 @@ func TestRealAdaptersOnTheEmulators(t *testing.T) {
 	before := c.Counts()
 
 	store := dynamo.New(ddb, name)
-	now := time.Now()
-	rec := message.Record{Key: "k1", Status: message.InProgress, RequestHash: "h", LeaseID: "l", LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
-	if _, ok, err := store.Acquire(ctx, rec, now); err != nil || !ok {
-		t.Fatalf("Acquire = %v, %v", ok, err)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	in := message.Inbound{UserID: "u1", MessageID: "m1", ConversationID: "c1", Type: "text", Text: "hello", Payload: []byte(`{"text":"hello"}`)}
+	turn := message.NewTurn(message.DefaultChannel, in)
+	rec := message.Record{Key: turn.Key(), RequestHash: "h", UserRef: turn.UserRef, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if _, ok, err := store.Accept(ctx, rec, now); err != nil || !ok {
+		t.Fatalf("Accept = %v, %v", ok, err)
 	}
-	if _, ok, err := store.Acquire(ctx, rec, now); err != nil || ok {
-		t.Fatalf("second Acquire = %v, %v; want the existing record", ok, err)
+	if _, ok, err := store.Accept(ctx, rec, now); err != nil || ok {
+		t.Fatalf("second Accept = %v, %v; want the existing record", ok, err)
 	}
 	queue := sqsfifo.New(sq, aws.ToString(q.QueueUrl), "")
-	var msgs []message.Delivery
-	for i := range 12 {
-		msgs = append(msgs, message.Delivery{ID: fmt.Sprintf("d%d", i), GroupID: "g", Index: i + 1, Count: 12, Body: []byte(`{"type":"text"}`)})
+	for i := range 3 {
+		in := in
+		in.MessageID = fmt.Sprintf("m%d", i+1)
+		if err := queue.Send(ctx, message.TurnJob(message.NewTurn(message.DefaultChannel, in), now), false); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := queue.Send(ctx, msgs); err != nil {
-		t.Fatal(err)
+	x := message.Answer(turn, now, []message.Reply{{Type: "text", Payload: []byte(`{"text":"hi"}`)}}, now)
+	x.Owner, x.ExpiresAt = "sqs-1", now.Add(time.Hour)
+	if _, stored, err := store.PutExchange(ctx, x); err != nil || !stored {
+		t.Fatalf("PutExchange = %v, %v", stored, err)
 	}
 
 	got := c.Counts().Sub(before)
 	put := got[awscount.Op{Service: "DynamoDB", Operation: "PutItem"}]
-	if put.Calls != 2 || put.Errors["ConditionalCheckFailedException"] != 1 {
-		t.Errorf("PutItem %+v, want 2 calls, 1 failed condition", put)
+	if put.Calls != 3 || put.Errors["ConditionalCheckFailedException"] != 1 {
+		t.Errorf("PutItem %+v, want 3 calls, 1 failed condition", put)
 	}
 	if put.Time <= 0 {
 		t.Errorf("PutItem took %s in all, want the time counted", put.Time)
 	}
-	if put.WriteUnits < 1 {
-		t.Errorf("PutItem consumed %g write units, want at least 1 reported", put.WriteUnits)
+	if put.WriteUnits < 2 {
+		t.Errorf("PutItem: DynamoDB Local reported %g write units, want at least 2 (the record and the exchange)", put.WriteUnits)
 	}
-	if send := got[awscount.Op{Service: "SQS", Operation: "SendMessageBatch"}]; send.Calls != 2 || send.Failed() != 0 {
-		t.Errorf("SendMessageBatch %+v, want 2 calls for 12 messages", send)
+	// Two small items written and one refused put billed on the existing record.
+	if put.SizedWriteUnits != 3 {
+		t.Errorf("PutItem: %g write units worked out from the items, want 3", put.SizedWriteUnits)
 	}
-	if total := got.Total(nil); total.Calls != 4 {
-		t.Errorf("counted:\n%s want 4 calls in all", got)
+	if send := got[awscount.Op{Service: "SQS", Operation: "SendMessage"}]; send.Calls != 3 || send.Failed() != 0 {
+		t.Errorf("SendMessage %+v, want 3 calls", send)
+	}
+	if total := got.Total(nil); total.Calls != 6 {
+		t.Errorf("counted:\n%s want 6 calls in all", got)
+	}
+}
+
+// Item sizes by DynamoDB's rules, worked out by hand.
+func TestItemSize(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		item map[string]types.AttributeValue
+		want int
+	}{
+		{"string", map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "abc"}}, 2 + 3},
+		{"utf-8", map[string]types.AttributeValue{"é": &types.AttributeValueMemberS{Value: "ü"}}, 2 + 2},
+		// 1 byte plus one per two significant digits; zeros at the ends do not count.
+		{"number", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "12345"}}, 1 + 1 + 3},
+		{"round number", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "1700000000"}}, 1 + 1 + 1},
+		{"decimal", map[string]types.AttributeValue{"n": &types.AttributeValueMemberN{Value: "-0.0012"}}, 1 + 1 + 1},
+		{"bool", map[string]types.AttributeValue{"t": &types.AttributeValueMemberBOOL{Value: true}}, 1 + 1},
+		{"map", map[string]types.AttributeValue{"m": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+			"ab": &types.AttributeValueMemberS{Value: "xyz"}}}}, 1 + 3 + 1 + 2 + 3},
+		{"list", map[string]types.AttributeValue{"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{
+			&types.AttributeValueMemberS{Value: "ab"}, &types.AttributeValueMemberNULL{Value: true}}}}, 1 + 3 + (1 + 2) + (1 + 1)},
+	} {
+		if got := awscount.ItemSize(c.item); got != c.want {
+			t.Errorf("%s: ItemSize = %d, want %d", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		size int
+		want float64
+	}{{0, 1}, {1, 1}, {1024, 1}, {1025, 2}, {4096, 4}} {
+		if got := awscount.UnitsFor(c.size); got != c.want {
+			t.Errorf("UnitsFor(%d) = %g, want %g", c.size, got, c.want)
+		}
 	}
 }

@@ -28,7 +28,8 @@ type HistoryReader interface {
 
 // Options configure the bots; each bot reads its own part.
 type Options struct {
-	RulesFile string // rules: the intents file; empty: the built-in example
+	RulesFile string // rules: the intents file; empty: Rules, or the built-in example
+	Rules     []byte // rules: the intents file's content, when not from a file
 	LLM       LLMConfig
 	HTTPURL   string // http: the bot service's Rasa REST webhook URL
 	// History feeds the llm bot; nil: it sees only the current message.
@@ -44,6 +45,9 @@ func New(name string, opts Options) (Bot, error) {
 	case "", "echo":
 		return Echo{}, nil
 	case "rules":
+		if opts.RulesFile == "" && len(opts.Rules) > 0 {
+			return ParseRules(opts.Rules)
+		}
 		return LoadRules(opts.RulesFile)
 	case "llm":
 		return NewLLM(opts.LLM, opts.History, opts.Client)

@@ -17,7 +17,7 @@ import (
 // fakeHistory is what the store returns: the conversation so far, oldest first.
 type fakeHistory []message.Entry
 
-func (h fakeHistory) RecentHistory(ctx context.Context, conv string, limit int) ([]message.Entry, error) {
+func (h fakeHistory) RecentHistory(ctx context.Context, channel, conv string, limit int) ([]message.Entry, error) {
 	return h[max(len(h)-limit, 0):], nil
 }
 

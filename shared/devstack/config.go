@@ -32,6 +32,7 @@ type Config struct {
 
 	Addr           string // listen address; default 127.0.0.1:8080
 	Token          string
+	AdminToken     string // the operator API's; empty: a fresh one is made at start
 	ResponseURL    string // empty: the built-in inbox
 	Bot            string
 	BotOptions     bot.Options
@@ -47,6 +48,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Addr:               "127.0.0.1:" + strconv.Itoa(r.Int("PORT", 8080, 0, 65535)),
 		Token:              r.String("PARLEY_TOKEN", "dev-token"),
+		AdminToken:         getenv("PARLEY_ADMIN_TOKEN"),
 		ResponseURL:        getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
 		Bot:                r.String("PARLEY_BOT", "echo"),
 		SigningSecrets:     getenv("PARLEY_SIGNING_SECRET"),

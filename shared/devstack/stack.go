@@ -20,8 +20,10 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/parley-chat/parley/shared/admin"
 	"github.com/parley-chat/parley/shared/awsenv"
 	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/channel"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
@@ -46,6 +48,7 @@ type queue interface {
 	delivery.Source
 	DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage, error)
 	Redrive(ctx context.Context, limit int) (int, error)
+	RedriveMatching(ctx context.Context, limit int, match func(events.SQSMessage) bool) (int, error)
 }
 
 // store is what the stack needs of its store.
@@ -53,6 +56,8 @@ type store interface {
 	inbound.Store
 	delivery.Store
 	bot.HistoryReader
+	admin.Store
+	token.Lookup
 }
 
 // Stack is a running local stack.
@@ -65,8 +70,10 @@ type Stack struct {
 	URL string
 	// ResponseURL is where bot messages go.
 	ResponseURL string
-	// SigningSecrets are the whsec_ secrets the webhooks are signed with.
+	// SigningSecrets are the whsec_ secrets the default channel's webhooks are signed with.
 	SigningSecrets string
+	// AdminToken authenticates the operator API (channels and tokens).
+	AdminToken string
 
 	queue   queue
 	srv     *http.Server
@@ -85,7 +92,10 @@ const (
 // Start starts the stack and returns once it is listening. out receives what the
 // inbox prints; log the request and delivery lines.
 func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
-	s := &Stack{ResponseURL: cfg.ResponseURL, SigningSecrets: cfg.SigningSecrets, served: make(chan error, 1)}
+	s := &Stack{ResponseURL: cfg.ResponseURL, SigningSecrets: cfg.SigningSecrets, AdminToken: cfg.AdminToken, served: make(chan error, 1)}
+	if s.AdminToken == "" {
+		s.AdminToken = "adm_" + strings.TrimRight(base64.URLEncoding.EncodeToString(randomBytes(18)), "=")
+	}
 	var st store
 	var err error
 	if cfg.TableName != "" {
@@ -130,11 +140,14 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 
 	if ln != nil {
 		secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
-		auth := token.NewStatic(cfg.Token)
+		// PARLEY_TOKEN acts for the default channel; the tokens made with `parley token`
+		// or `parley channel create` for theirs.
+		auth := token.Either{token.NewStatic(cfg.Token), token.NewTable(st, time.Second)}
 		in := inbound.New(st, s.queue, auth, inbound.Config{RecordTTL: cfg.RecordTTL}, log)
 		mux := http.NewServeMux()
 		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
-		(&admin{queue: s.queue, auth: auth}).routes(mux)
+		def := defaultSpec(cfg, s)
+		(&operator{queue: s.queue, auth: auth, service: admin.New(st, &def), adminToken: s.AdminToken}).routes(mux)
 		s.srv = &http.Server{Handler: route(mux, in), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 		go func() { s.served <- s.srv.Serve(ln) }()
 	}
@@ -142,7 +155,8 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if ch != nil {
-		h := delivery.New(st, s.queue, delivery.Single(ch), delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL}, log)
+		channels := channel.NewRegistry(ch, st, channel.Builder{Settings: cfg.Delivery, History: st})
+		h := delivery.New(st, s.queue, channels, delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL}, log)
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
@@ -170,6 +184,26 @@ func defaultChannel(cfg Config, s *Stack, st store) (*delivery.Channel, error) {
 	}
 	return &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: cfg.Delivery.BotTimeout, Sender: sender,
 		SendTimeout: cfg.Delivery.SendTimeout, Policy: cfg.Delivery.Policy}, nil
+}
+
+// defaultSpec describes the default channel as the operator API lists it.
+func defaultSpec(cfg Config, s *Stack) message.Channel {
+	spec := message.Channel{ID: message.DefaultChannel, Name: "default (the local stack's settings)", ResponseURL: s.ResponseURL,
+		SigningSecrets: s.SigningSecrets, Bot: message.BotSpec{Kind: cfg.Bot, HTTPURL: cfg.BotOptions.HTTPURL}}
+	if spec.Bot.Kind == "" {
+		spec.Bot.Kind = "echo"
+	}
+	if cfg.Bot == "llm" {
+		l := cfg.BotOptions.LLM
+		spec.Bot.LLM = &message.LLMSpec{Provider: l.Provider, BaseURL: l.BaseURL, Model: l.Model, APIKey: l.APIKey, SystemPrompt: l.SystemPrompt}
+	}
+	return spec
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }
 
 // route sends /_parley/ to the stack's own pages and everything else to the API.
@@ -234,8 +268,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		backend = "DynamoDB table " + cfg.TableName + " and SQS queue " + cfg.QueueURL
 	}
 	p := cfg.Delivery.Policy
-	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s (answers after the POST, within %s)\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n\n",
-		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, cfg.Delivery.BotTimeout, secretNote(cfg.SigningSecrets, s.SigningSecrets), p.MaxAttempts, p.MinDelay, p.MaxDelay, backend)
+	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s (answers after the POST, within %s)\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n  operator      PARLEY_ADMIN_TOKEN=%s  (parley channel|token ... --local %s)\n\n",
+		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, cfg.Delivery.BotTimeout, secretNote(cfg.SigningSecrets, s.SigningSecrets), p.MaxAttempts, p.MinDelay, p.MaxDelay, backend,
+		adminNote(cfg.AdminToken, s.AdminToken), strings.TrimSuffix(s.URL, "/"))
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:
@@ -258,6 +293,14 @@ func secretNote(configured, used string) string {
 		return "with PARLEY_SIGNING_SECRET"
 	}
 	return "with a secret made for this run: " + used
+}
+
+// adminNote shows a token made for this run, and hides one that was configured.
+func adminNote(configured, used string) string {
+	if configured != "" {
+		return "(as set)"
+	}
+	return used
 }
 
 // redact shows the default dev token, which is public anyway, and hides any other.

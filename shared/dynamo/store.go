@@ -36,6 +36,7 @@ type Client interface {
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // Attribute names. Short ones for what every message writes: an item's size rounds up
@@ -45,6 +46,7 @@ const (
 	attrSK        = "sk"
 	attrExpiresAt = "expiresAt" // Unix seconds: the TTL attribute
 	attrUser      = "u"         // botpressUserId: what erasing a user looks for
+	attrUserID    = "uid"       // the caller's userId
 
 	// Records.
 	attrHash         = "h"
@@ -56,7 +58,6 @@ const (
 
 	// Exchanges.
 	attrConversationID = "cid"
-	attrUserID         = "uid"
 	attrEntries        = "e"
 	attrOwner          = "o"
 	attrFailure        = "f"
@@ -104,6 +105,7 @@ func (s *Store) Accept(ctx context.Context, rec message.Record, now time.Time) (
 	item := recordKey(rec.Key)
 	item[attrHash] = str(rec.RequestHash)
 	item[attrUser] = str(rec.UserRef)
+	item[attrUserID] = str(rec.UserID)
 	item[attrCreatedAt] = num(rec.CreatedAt.UnixMilli())
 	item[attrExpiresAt] = num(rec.ExpiresAt.Unix())
 	// A record deleted between our failed put and the read that follows is gone; the
@@ -310,7 +312,7 @@ func goneErr(op string, err error) error {
 }
 
 func decodeRecord(key message.Key, item map[string]types.AttributeValue) message.Record {
-	r := message.Record{Key: key, RequestHash: getStr(item, attrHash), UserRef: getStr(item, attrUser)}
+	r := message.Record{Key: key, RequestHash: getStr(item, attrHash), UserRef: getStr(item, attrUser), UserID: getStr(item, attrUserID)}
 	if ms, ok := getNum(item, attrCreatedAt); ok {
 		r.CreatedAt = time.UnixMilli(ms).UTC()
 	}

@@ -27,7 +27,7 @@ func (h *Handler) accept(ctx context.Context, r *request) response {
 	turn := message.NewTurn(r.token.Channel, in)
 	now := h.now().UTC().Truncate(time.Millisecond) // as stored
 	rec := message.Record{
-		Key: turn.Key(), RequestHash: in.Hash(), UserRef: turn.UserRef,
+		Key: turn.Key(), RequestHash: in.Hash(), UserRef: turn.UserRef, UserID: in.UserID,
 		CreatedAt: now, ExpiresAt: now.Add(h.cfg.RecordTTL),
 	}
 	var existing message.Record
@@ -42,42 +42,45 @@ func (h *Handler) accept(ctx context.Context, r *request) response {
 		return res
 	}
 	if !accepted {
-		res := h.replay(ctx, turn, existing, rec, now)
+		var res response
+		if existing.RequestHash != rec.RequestHash {
+			res = fail(&message.Error{Kind: message.Conflict, Code: "message_id_reused", Field: "messageId",
+				Message: "messageId was already used for a different message in this conversation; use a new messageId"}, "conflict")
+		} else {
+			res = h.resend(ctx, existing, now, message.TurnJob(turn, existing.CreatedAt), acceptedBody(turn, existing.CreatedAt))
+		}
 		res.note.messageID = in.MessageID
 		return res
 	}
-	res := h.send(ctx, message.TurnJob(turn, rec.CreatedAt), false, turn, rec.CreatedAt, "accepted")
+	res := h.send(ctx, message.TurnJob(turn, rec.CreatedAt), false, acceptedBody(turn, rec.CreatedAt), "accepted")
 	res.note.messageID = in.MessageID
 	return res
 }
 
-func (h *Handler) replay(ctx context.Context, turn message.Turn, existing, rec message.Record, now time.Time) response {
-	if existing.RequestHash != rec.RequestHash {
-		return fail(&message.Error{Kind: message.Conflict, Code: "message_id_reused", Field: "messageId",
-			Message: "messageId was already used for a different message in this conversation; use a new messageId"}, "conflict")
-	}
-	resend := now.Sub(existing.CreatedAt) < resendWindow
-	if !resend {
-		// Past the queue's deduplication window a copy would not be dropped: send one
-		// only if the job has not run, which it nearly always has.
+// resend answers a replay — the same message again — with the first answer, and sends
+// its job again when it may not have run: always within the queue's deduplication
+// window (a copy is dropped there), and after it only when no exchange shows it ran.
+func (h *Handler) resend(ctx context.Context, existing message.Record, now time.Time, j message.Job, body map[string]any) response {
+	again := now.Sub(existing.CreatedAt) < resendWindow
+	if !again {
 		var ran bool
 		if err := h.call(ctx, func(ctx context.Context) (err error) { ran, err = h.store.Exchanged(ctx, existing); return err }); err != nil {
 			return fail(unavailable("store_unavailable", err), "store_failed")
 		}
-		resend = !ran
+		again = !ran
 	}
-	if !resend {
-		return replayed(acceptedBody(turn, existing.CreatedAt))
+	res := ok(body, "replayed")
+	if again {
+		res = h.send(ctx, j, true, body, "replayed")
 	}
-	res := h.send(ctx, message.TurnJob(turn, existing.CreatedAt), true, turn, existing.CreatedAt, "replayed")
 	if res.status == 200 {
 		res.headers["Idempotent-Replayed"] = "true"
 	}
 	return res
 }
 
-// send hands the job to the queue and answers 200 with the accepted body.
-func (h *Handler) send(ctx context.Context, j message.Job, resend bool, turn message.Turn, createdAt time.Time, outcome string) response {
+// send hands the job to the queue and answers 200 with body.
+func (h *Handler) send(ctx context.Context, j message.Job, resend bool, body map[string]any, outcome string) response {
 	if err := h.step("accepted"); err != nil {
 		return fail(unavailable("crashed", err), "crashed")
 	}
@@ -88,13 +91,7 @@ func (h *Handler) send(ctx context.Context, j message.Job, resend bool, turn mes
 	if err := h.step("sent"); err != nil {
 		return fail(unavailable("crashed", err), "crashed")
 	}
-	return ok(acceptedBody(turn, createdAt), outcome)
-}
-
-func replayed(body map[string]any) response {
-	res := ok(body, "replayed")
-	res.headers["Idempotent-Replayed"] = "true"
-	return res
+	return ok(body, outcome)
 }
 
 // acceptedBody is the 200 answer: the message, user and conversation, shaped like the

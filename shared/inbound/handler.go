@@ -31,6 +31,14 @@ type Store interface {
 	// the cursor a previous page returned ("" for the newest), and the next cursor
 	// ("" after the oldest).
 	HistoryPage(ctx context.Context, channel, conversationRef string, limit int, cursor string) ([]message.Entry, string, error)
+	// ConversationUser returns the caller's userId of the conversation's latest
+	// message; found is false when the channel has no such conversation.
+	ConversationUser(ctx context.Context, channel, conversationRef string) (userID string, found bool, err error)
+	// EraseConversation removes everything of a conversation; a job that has not run
+	// yet will not.
+	EraseConversation(ctx context.Context, channel, conversationRef string) (message.Erased, error)
+	// EraseUser erases every conversation of the channel the user took part in.
+	EraseUser(ctx context.Context, channel, userRef string) (message.Erased, error)
 }
 
 // Queue hands jobs to the delivery side.
@@ -124,14 +132,17 @@ type note struct {
 // route is one method and path of the API.
 type route struct {
 	method  string
-	pattern string // segments; {} is a parameter
+	pattern string // segments; {name} is a parameter
 	scope   string // the token scope it needs
 	serve   func(h *Handler, ctx context.Context, r *request) response
 }
 
 var routes = []route{
 	{"POST", "/", message.ScopeBackend, (*Handler).accept},
-	{"GET", "/v1/conversations/{}/messages", message.ScopeBackend, (*Handler).history},
+	{"GET", "/v1/conversations/{conversationId}/messages", message.ScopeBackend, (*Handler).history},
+	{"POST", "/v1/conversations/{conversationId}/messages", message.ScopeBot, (*Handler).push},
+	{"DELETE", "/v1/conversations/{conversationId}", message.ScopeBackend, (*Handler).eraseConversation},
+	{"DELETE", "/v1/users/{userId}", message.ScopeBackend, (*Handler).eraseUser},
 }
 
 // Handle serves one API Gateway HTTP API request. It never returns an error: every
@@ -269,7 +280,7 @@ func matchPath(pattern, path string) ([]string, bool) {
 	}
 	var params []string
 	for i, w := range want {
-		if w != "{}" {
+		if !strings.HasPrefix(w, "{") {
 			if got[i] != w {
 				return nil, false
 			}

@@ -15,7 +15,8 @@ const (
 
 // history serves GET /v1/conversations/{conversationId}/messages: the conversation's
 // messages, newest first, limit at a time, with an opaque cursor. A turn's messages
-// appear once its job has run: the user message with the bot's answers.
+// appear once its job has run: the user message with the bot's answers. A conversation
+// the channel does not have is a 404.
 func (h *Handler) history(ctx context.Context, r *request) response {
 	if r.badQuery {
 		return fail(message.Invalidf("", "invalid_query", "the query string is malformed"), "bad_request")
@@ -44,6 +45,20 @@ func (h *Handler) history(ctx context.Context, r *request) response {
 			return fail(err, "bad_request")
 		}
 		return fail(unavailable("store_unavailable", err), "store_failed")
+	}
+	if len(entries) == 0 && cursor == "" {
+		// Nothing to show: a conversation whose turns have not run yet, or none at all —
+		// including another channel's, which this token must not learn of.
+		var found bool
+		if err := h.call(ctx, func(ctx context.Context) (err error) {
+			_, found, err = h.store.ConversationUser(ctx, r.token.Channel, message.ConversationRef(r.token.Channel, conversationID))
+			return err
+		}); err != nil {
+			return fail(unavailable("store_unavailable", err), "store_failed")
+		}
+		if !found {
+			return fail(errNoConversation, "not_found")
+		}
 	}
 	type item struct {
 		message.Entry

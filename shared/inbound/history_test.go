@@ -114,7 +114,8 @@ func TestHistoryEndpoint(t *testing.T) {
 		{"bad query", base + "?cursor=%%%", "GET", 400, "invalid_query", ""},
 		{"bad cursor", base + "?cursor=!!", "GET", 400, "invalid_cursor", "cursor"},
 		{"forged cursor", base + "?cursor=bm9wZQ", "GET", 400, "invalid_cursor", "cursor"},
-		{"POST to history", base, "POST", 405, "method_not_allowed", ""},
+		{"PUT to history", base, "PUT", 405, "method_not_allowed", ""},
+		{"a backend token may not send bot messages", base, "POST", 403, "wrong_scope", ""},
 		{"no id", "/v1/conversations//messages", "GET", 404, "not_found", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,21 +128,21 @@ func TestHistoryEndpoint(t *testing.T) {
 	delete(req.Headers, "authorization")
 	assertError(t, f.do(t, req), 401, "missing_token", "")
 
-	empty := f.do(t, get("/v1/conversations/never/messages"))
-	if empty.StatusCode != 200 || empty.Body != `{"messages":[]}` {
-		t.Errorf("unknown conversation = %d %s, want an empty list", empty.StatusCode, empty.Body)
+	assertError(t, f.do(t, get("/v1/conversations/never/messages")), 404, "conversation_not_found", "conversationId")
+	// A conversation whose only turn has not run yet exists: an empty page.
+	f.do(t, post(`{"userId":"u1","messageId":"w1","conversationId":"waiting","type":"text","text":"hi"}`))
+	if res := f.do(t, get("/v1/conversations/waiting/messages")); res.StatusCode != 200 || res.Body != `{"messages":[]}` {
+		t.Errorf("a conversation whose turn has not run = %d %s, want an empty list", res.StatusCode, res.Body)
 	}
 }
 
-// Another channel's conversation of the same id is not this one's: it reads as empty.
+// Another channel's conversation of the same id is not this one's: a 404, not a 403.
 func TestHistoryIsScopedByChannel(t *testing.T) {
 	f := newFixture(t)
 	f.do(t, post(hello))
 	f.answer(t, f.queued(t)[0].job, 1)
 	f.h.auth = scoped{"ch_b", ""}
-	if res := f.do(t, get("/v1/conversations/c1/messages")); res.Body != `{"messages":[]}` {
-		t.Errorf("another channel's history = %s, want empty", res.Body)
-	}
+	assertError(t, f.do(t, get("/v1/conversations/c1/messages")), 404, "conversation_not_found", "conversationId")
 	f.h.auth = scoped{"ch_b", message.ScopeBot}
 	assertError(t, f.do(t, get("/v1/conversations/c1/messages")), 403, "wrong_scope", "")
 }

@@ -302,24 +302,10 @@ func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage
 // deadLetterAttrs are the attributes a dead letter has and a redriven job has not.
 var deadLetterAttrs = []string{message.AttrFailureReason, message.AttrAttempts, message.AttrFailedAt, message.AttrOvertakenBy, message.AttrResend}
 
-// Redrive moves up to max dead letters back to the queue, in order, with a fresh
+// Redrive moves up to limit dead letters back to the queue, in order, with a fresh
 // receive count and marked redriven, and returns how many it moved.
 func (q *Queue) Redrive(ctx context.Context, limit int) (int, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := min(limit, len(q.dead))
-	for _, e := range q.dead[:n] {
-		for _, k := range deadLetterAttrs {
-			delete(e.attrs, k)
-		}
-		e.attrs[message.AttrRedriven] = "true"
-		e.receives, e.firstReceive, e.receipt, e.invisibleUntil = 0, time.Time{}, "", time.Time{}
-		e.id = newID()
-		q.main = append(q.main, e)
-	}
-	q.dead = append(q.dead[:0], q.dead[n:]...)
-	q.signal()
-	return n, nil
+	return q.RedriveMatching(ctx, limit, nil)
 }
 
 // Stats counts the messages in the queue, in flight and dead, for tests and the dev

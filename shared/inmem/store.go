@@ -18,6 +18,7 @@ type Store struct {
 	mu            sync.Mutex
 	conversations map[string]*conversation // by channel and conversation ref
 	tokens        map[string]message.Token
+	channels      map[string]message.Channel
 	now           func() time.Time
 }
 
@@ -29,7 +30,7 @@ type conversation struct {
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{conversations: map[string]*conversation{}, tokens: map[string]message.Token{}, now: time.Now}
+	return &Store{conversations: map[string]*conversation{}, tokens: map[string]message.Token{}, channels: map[string]message.Channel{}, now: time.Now}
 }
 
 func partition(channel, conversationRef string) string { return channel + "#" + conversationRef }

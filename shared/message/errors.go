@@ -75,3 +75,9 @@ func (e *BotBusyError) Unwrap() error { return e.Err }
 
 // ErrCursor is what a store returns for a history cursor it did not make.
 var ErrCursor = Invalidf("cursor", "invalid_cursor", "cursor is not one this API returned")
+
+// Errors of stores that keep channels and tokens.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+)

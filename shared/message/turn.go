@@ -82,6 +82,7 @@ type Record struct {
 	Key
 	RequestHash string
 	UserRef     string    // so a user's data can be found and erased
+	UserID      string    // the caller's userId: a bot message sent later goes to this user
 	CreatedAt   time.Time // when it was accepted, to the millisecond: orders the history
 	ExpiresAt   time.Time // the record is forgotten after this (DynamoDB TTL)
 
@@ -275,4 +276,16 @@ func Page(exchanges []Exchange, cur Cursor, limit int, more bool) ([]Entry, stri
 		}
 	}
 	return out, ""
+}
+
+// Erased says what erasing a conversation or a user removed.
+type Erased struct {
+	Conversations int `json:"conversations"` // conversations with anything in them
+	Messages      int `json:"messages"`      // history entries: user messages and bot messages
+	Pending       int `json:"pending"`       // accepted messages whose turn had not run: it will not
+}
+
+// Add sums two erasures.
+func (e Erased) Add(o Erased) Erased {
+	return Erased{e.Conversations + o.Conversations, e.Messages + o.Messages, e.Pending + o.Pending}
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -233,39 +232,10 @@ func (q *Queue) DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage
 // deadLetterAttrs are the attributes a dead letter has and a redriven job has not.
 var deadLetterAttrs = []string{message.AttrFailureReason, message.AttrAttempts, message.AttrFailedAt, message.AttrOvertakenBy, message.AttrResend}
 
-// Redrive moves up to max dead letters back to the queue, oldest first per
-// conversation, marked redriven, and returns how many it moved. Each is sent before it is deleted, with
-// the dead letter's id as deduplication id, so a crash in between neither loses it nor,
-// within five minutes, doubles it.
+// Redrive moves up to limit dead letters back to the queue, oldest first per
+// conversation, marked redriven, and returns how many it moved.
 func (q *Queue) Redrive(ctx context.Context, limit int) (int, error) {
-	moved := 0
-	for moved < limit {
-		msgs, err := q.receive(ctx, q.deadURL, limit-moved, 0, time.Minute)
-		if err != nil || len(msgs) == 0 {
-			return moved, err
-		}
-		for _, m := range msgs {
-			attrs := map[string]types.MessageAttributeValue{}
-			for k, v := range m.MessageAttributes {
-				if !slices.Contains(deadLetterAttrs, k) {
-					attrs[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: v.StringValue}
-				}
-			}
-			attrs[message.AttrRedriven] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String("true")}
-			_, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{
-				QueueUrl: &q.url, MessageBody: aws.String(m.Body), MessageGroupId: aws.String(m.Attributes["MessageGroupId"]),
-				MessageDeduplicationId: aws.String("redrive-" + m.MessageId), MessageAttributes: attrs,
-			})
-			if err != nil {
-				return moved, fmt.Errorf("redrive message %s: %w", m.MessageId, err)
-			}
-			if _, err := q.client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &q.deadURL, ReceiptHandle: aws.String(m.ReceiptHandle)}); err != nil {
-				return moved, fmt.Errorf("delete dead letter %s: %w", m.MessageId, err)
-			}
-			moved++
-		}
-	}
-	return moved, nil
+	return q.RedriveMatching(ctx, limit, nil)
 }
 
 func stringAttrs(a map[string]string) map[string]types.MessageAttributeValue {

@@ -104,3 +104,31 @@ func (t *Table) Authenticate(ctx context.Context, plain string) (message.Token, 
 	t.mu.Unlock()
 	return tok, nil
 }
+
+// Authenticator checks a token: Static, Table, or Either of them.
+type Authenticator interface {
+	Authenticate(ctx context.Context, plain string) (message.Token, error)
+}
+
+// Either accepts a token any of its authenticators accepts, asked in order: the local
+// stack's PARLEY_TOKEN, then the tokens made for its channels.
+type Either []Authenticator
+
+// Authenticate implements Authenticator. A failure to tell (a store error) is
+// returned only when no authenticator accepted the token.
+func (e Either) Authenticate(ctx context.Context, plain string) (message.Token, error) {
+	var failure error
+	for _, a := range e {
+		t, err := a.Authenticate(ctx, plain)
+		if err == nil {
+			return t, nil
+		}
+		if message.KindOf(err) != message.Unauthorized {
+			failure = err
+		}
+	}
+	if failure != nil {
+		return message.Token{}, failure
+	}
+	return message.Token{}, errUnknown
+}

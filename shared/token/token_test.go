@@ -27,11 +27,11 @@ func TestGenerate(t *testing.T) {
 
 func TestStatic(t *testing.T) {
 	s := NewStatic("dev-token")
-	if err := s.Authenticate(context.Background(), "dev-token"); err != nil {
+	if _, err := s.Authenticate(context.Background(), "dev-token"); err != nil {
 		t.Errorf("the token: %v", err)
 	}
 	for _, bad := range []string{"", "dev-toke", "dev-token ", "DEV-TOKEN"} {
-		if err := s.Authenticate(context.Background(), bad); message.KindOf(err) != message.Unauthorized {
+		if _, err := s.Authenticate(context.Background(), bad); message.KindOf(err) != message.Unauthorized {
 			t.Errorf("%q: %v, want unauthorized", bad, err)
 		}
 	}
@@ -59,7 +59,7 @@ func TestTableCachesValidTokens(t *testing.T) {
 	now := time.Now()
 	tb.now = func() time.Time { return now }
 	for range 3 {
-		if err := tb.Authenticate(context.Background(), plain); err != nil {
+		if _, err := tb.Authenticate(context.Background(), plain); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,18 +67,42 @@ func TestTableCachesValidTokens(t *testing.T) {
 		t.Errorf("%d lookups for 3 requests within a minute, want 1", l.calls)
 	}
 	delete(l.tokens, tok.Hash) // revoked
-	if err := tb.Authenticate(context.Background(), plain); err != nil {
+	if _, err := tb.Authenticate(context.Background(), plain); err != nil {
 		t.Errorf("within the cache minute: %v", err)
 	}
 	now = now.Add(61 * time.Second)
-	if err := tb.Authenticate(context.Background(), plain); message.KindOf(err) != message.Unauthorized {
+	if _, err := tb.Authenticate(context.Background(), plain); message.KindOf(err) != message.Unauthorized {
 		t.Errorf("revoked, after the cache minute: %v, want unauthorized", err)
 	}
-	if err := tb.Authenticate(context.Background(), "prly_unknown"); message.KindOf(err) != message.Unauthorized {
+	if _, err := tb.Authenticate(context.Background(), "prly_unknown"); message.KindOf(err) != message.Unauthorized {
 		t.Errorf("unknown: %v", err)
 	}
 	l.err = errors.New("dynamodb down")
-	if err := tb.Authenticate(context.Background(), "prly_other"); err == nil || message.KindOf(err) == message.Unauthorized {
+	if _, err := tb.Authenticate(context.Background(), "prly_other"); err == nil || message.KindOf(err) == message.Unauthorized {
 		t.Errorf("store failure = %v, want an error that is not 'unauthorized'", err)
+	}
+}
+
+func TestEitherAcceptsWhatAnyAccepts(t *testing.T) {
+	store := &lookup{tokens: map[string]message.Token{}}
+	plain, stored := Generate("backend", time.Now())
+	stored.Channel, stored.Scope = "ch_a", message.ScopeBot
+	store.tokens[stored.Hash] = stored
+	e := Either{NewStatic("dev-token"), NewTable(store, time.Minute)}
+	if tok, err := e.Authenticate(context.Background(), "dev-token"); err != nil || tok.Channel != message.DefaultChannel || tok.Scope != message.ScopeBackend {
+		t.Errorf("the static token = %+v, %v; want the default channel's backend token", tok, err)
+	}
+	if tok, err := e.Authenticate(context.Background(), plain); err != nil || tok.Channel != "ch_a" || tok.Scope != message.ScopeBot {
+		t.Errorf("a stored token = %+v, %v; want its channel and scope", tok, err)
+	}
+	if _, err := e.Authenticate(context.Background(), "nope"); message.KindOf(err) != message.Unauthorized {
+		t.Errorf("an unknown token = %v, want unauthorized", err)
+	}
+	store.err = errors.New("dynamodb down")
+	if _, err := e.Authenticate(context.Background(), "nope"); err == nil || message.KindOf(err) == message.Unauthorized {
+		t.Errorf("with the store down = %v, want the store's error, not unauthorized", err)
+	}
+	if _, err := e.Authenticate(context.Background(), "dev-token"); err != nil {
+		t.Errorf("with the store down the static token = %v, want accepted", err)
 	}
 }
