@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,10 +10,12 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,14 +23,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/runtimeapi"
 	"github.com/parley-chat/parley/shared/sqsfifo"
@@ -48,26 +49,32 @@ const (
 	// characters, as the stack's generated secret (the base64 of a 33-byte key).
 	signingSecret = "q7Xv2LmN9pR4tY8wZ3bC6dF1gH5jK0sA2eU7iO4lP9nM"
 	secretARN     = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ParleySigningSecret-Ab12Cd"
-	// functionTimeout is the delivery function's timeout in template.yaml.
-	functionTimeout = 120 * time.Second
 )
 
-// deliveryCase is one run of a delivery event: the receiver rejects some records'
-// webhooks with a 500, and the handler reports some records to retry.
+// deliveryCase is one run of a delivery event, each after the one before on the same
+// table and queues: every record received for the receives-th time, the receiver
+// answering 500 to the bot messages of some records.
 type deliveryCase struct {
 	name     string
-	reject   []int // records, by position in the file, the receiver answers 500
+	receives int   // ApproximateReceiveCount of every record: 1 for a first receipt
+	reject   []int // records, by position in the file, whose bot message the receiver answers 500
 	failures []int // records reported as batch item failures, in order
 }
 
 // expectations covers every delivery-*.json in events/; TestEventFilesAreCovered fails
 // when a file has none, or an expectation has no file.
 var expectations = map[string][]deliveryCase{
+	// Records: 0 the previous version's message (conv-8), 1 and 2 conv-7's turns,
+	// 3 conv-8's turn.
 	"delivery-batch.json": {
-		{name: "receiver answers 2xx"},
-		// conv-8's first message fails: it and conv-8's second come back; conv-7 and
-		// conv-9 are delivered all the same.
-		{name: "receiver fails one message", reject: []int{1}, failures: []int{1, 4}},
+		// The bot answers each turn once; its answers are stored, then POSTed.
+		{name: "first receipt", receives: 1},
+		// The same batch again, as after a lost response: the stored answers are
+		// POSTed again under the same webhook ids, and the bot does not run.
+		{name: "received again", receives: 2},
+		// conv-7's first answer fails: it and conv-7's second turn come back; conv-8
+		// goes on.
+		{name: "receiver fails one message", receives: 3, reject: []int{1}, failures: []int{1, 2}},
 	},
 }
 
@@ -123,15 +130,30 @@ func eventFiles(t *testing.T) []string {
 	return out
 }
 
-// sample is one event file: the bytes Lambda would pass and the decoded event.
+// sample is one event file: the bytes Lambda would pass, the decoded event, and each
+// record's job (or why it is not one).
 type sample struct {
 	name string
 	raw  []byte
 	ev   events.SQSEvent
+	recs []record
 }
 
-// loadSample reads a delivery event and checks it is what the inbound function and
-// an SQS FIFO event source mapping would make of bot messages.
+type record struct {
+	m     events.SQSMessage
+	job   message.Job
+	isJob bool
+	err   error // why it is not a job
+}
+
+// replyID is the webhook id of the first (the echo bot's only) answer to a turn.
+func (r record) replyID() string {
+	return message.ReplyRef(r.job.Channel, r.job.ConversationID, r.job.Message.MessageID, 0)
+}
+
+// loadSample reads a delivery event and checks it is what an SQS FIFO event source
+// mapping hands over: complete records whose digests match, and jobs grouped by their
+// conversation with their ref as deduplication id, in order.
 func loadSample(t *testing.T, name string) sample {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(eventsDir, name))
@@ -144,52 +166,87 @@ func loadSample(t *testing.T, name string) sample {
 	if err := dec.Decode(&s.ev); err != nil {
 		t.Fatalf("events/%s is not an SQS event: %v", name, err)
 	}
-	groups := map[string]events.SQSMessage{} // conversation -> its last record so far
-	for i, r := range s.ev.Records {
+	groups := map[string]bool{}
+	lastSeq := ""
+	jobs, others := 0, 0
+	for i, m := range s.ev.Records {
 		where := fmt.Sprintf("events/%s record %d", name, i)
-		for _, k := range []string{"MessageGroupId", "MessageDeduplicationId", "ApproximateReceiveCount", "SentTimestamp"} {
-			if r.Attributes[k] == "" {
+		for _, k := range []string{"MessageGroupId", "MessageDeduplicationId", "ApproximateReceiveCount", "SentTimestamp", "SequenceNumber", "SenderId", "ApproximateFirstReceiveTimestamp"} {
+			if m.Attributes[k] == "" {
 				t.Errorf("%s: no attribute %s", where, k)
 			}
 		}
-		for _, k := range []string{delivery.AttrWebhookID, delivery.AttrInReplyTo, delivery.AttrReplyIndex, delivery.AttrReplyCount} {
-			if a := r.MessageAttributes[k]; a.StringValue == nil || *a.StringValue == "" || a.DataType != "String" {
+		attrs := map[string]string{}
+		for k, a := range m.MessageAttributes {
+			if a.StringValue == nil || a.DataType != "String" {
 				t.Errorf("%s: message attribute %s = %+v, want a String", where, k, a)
 			}
+			attrs[k] = aws.ToString(a.StringValue)
 		}
-		if sum := md5.Sum([]byte(r.Body)); r.Md5OfBody != hex.EncodeToString(sum[:]) {
-			t.Errorf("%s: md5OfBody %s is not the body's", where, r.Md5OfBody)
+		if m.Md5OfBody != md5Hex(m.Body) || m.Md5OfMessageAttributes != md5OfAttributes(attrs) {
+			t.Errorf("%s: md5OfBody %s, md5OfMessageAttributes %s; not the body's and attributes' (%s, %s)", where,
+				m.Md5OfBody, m.Md5OfMessageAttributes, md5Hex(m.Body), md5OfAttributes(attrs))
 		}
-		if r.MessageId == "" || r.ReceiptHandle == "" || r.EventSource != "aws:sqs" || !strings.HasSuffix(r.EventSourceARN, ".fifo") || r.AWSRegion == "" {
+		if m.MessageId == "" || m.ReceiptHandle == "" || m.EventSource != "aws:sqs" || !strings.HasSuffix(m.EventSourceARN, ".fifo") || m.AWSRegion == "" {
 			t.Errorf("%s: messageId %q receiptHandle %q eventSource %q eventSourceARN %q awsRegion %q; want a FIFO queue's record",
-				where, r.MessageId, r.ReceiptHandle, r.EventSource, r.EventSourceARN, r.AWSRegion)
+				where, m.MessageId, m.ReceiptHandle, m.EventSource, m.EventSourceARN, m.AWSRegion)
 		}
-		var w message.Webhook
-		var fields map[string]json.RawMessage
-		if json.Unmarshal([]byte(r.Body), &fields) != nil || len(fields) != 6 || json.Unmarshal([]byte(r.Body), &w) != nil {
-			t.Errorf("%s: body is not the six-field webhook of CONTRACT.md §2: %s", where, r.Body)
+		// A FIFO batch holds the messages in the order they were sent.
+		if seq := m.Attributes["SequenceNumber"]; seqLess(seq, lastSeq) || seq == lastSeq {
+			t.Errorf("%s: sequence number %s after %s", where, seq, lastSeq)
+		} else {
+			lastSeq = seq
+		}
+		r := record{m: m}
+		r.job, r.err = message.DecodeJob([]byte(m.Body))
+		r.isJob = r.err == nil
+		s.recs = append(s.recs, r)
+		if !r.isJob {
+			others++
 			continue
 		}
-		if id := attr(r, delivery.AttrWebhookID); w.BotpressMessageID != id || r.Attributes["MessageDeduplicationId"] != id {
-			t.Errorf("%s: botpressMessageId %s, webhook id %s, deduplication id %s: want one id", where, w.BotpressMessageID, id, r.Attributes["MessageDeduplicationId"])
+		jobs++
+		j := r.job
+		groups[j.ConversationRef] = true
+		if g, d := m.Attributes["MessageGroupId"], m.Attributes["MessageDeduplicationId"]; g != j.ConversationRef || d != j.Ref {
+			t.Errorf("%s: group %s, deduplication id %s; want the job's conversation %s and ref %s", where, g, d, j.ConversationRef, j.Ref)
 		}
-		if g := r.Attributes["MessageGroupId"]; g != message.ConversationRef(w.ConversationID) || g != w.BotpressConversationID {
-			t.Errorf("%s: MessageGroupId %s, want the conversation %s", where, g, message.ConversationRef(w.ConversationID))
+		if j.Channel != message.DefaultChannel || j.Kind != message.KindTurn || j.Ref != message.MessageRef(j.Channel, j.ConversationID, j.Message.MessageID) {
+			t.Errorf("%s: a %s job of channel %s, ref %s; want turns of the default channel, with their message's ref", where, j.Kind, j.Channel, j.Ref)
 		}
-		g := r.Attributes["MessageGroupId"]
-		if prev, ok := groups[g]; ok {
-			// A FIFO batch holds a conversation's messages in the order they were sent.
-			if seqLess(r.Attributes["SequenceNumber"], prev.Attributes["SequenceNumber"]) ||
-				(attr(r, delivery.AttrInReplyTo) == attr(prev, delivery.AttrInReplyTo) && number(attr(r, delivery.AttrReplyIndex)) <= number(attr(prev, delivery.AttrReplyIndex))) {
-				t.Errorf("%s: out of order in conversation %s", where, g)
-			}
+		if !maps.Equal(attrs, map[string]string{message.AttrKind: j.Kind}) {
+			t.Errorf("%s: message attributes %v, want those shared/sqsfifo sends: %s=%s", where, attrs, message.AttrKind, j.Kind)
 		}
-		groups[g] = r
 	}
-	if len(s.ev.Records) < 2 || len(groups) < 2 {
-		t.Errorf("events/%s: %d records in %d conversations, want several of several", name, len(s.ev.Records), len(groups))
+	if jobs < 3 || len(groups) < 2 || others < 1 {
+		t.Errorf("events/%s: %d jobs in %d conversations and %d other messages; want several jobs of several conversations, and a message that is not a job",
+			name, jobs, len(groups), others)
 	}
 	return s
+}
+
+// received is the event as Lambda hands it over the n-th time each record is received.
+func (s sample) received(t *testing.T, n int) (events.SQSEvent, []byte) {
+	t.Helper()
+	var ev events.SQSEvent
+	if err := json.Unmarshal(s.raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	changed := false
+	for _, r := range ev.Records {
+		if r.Attributes["ApproximateReceiveCount"] != fmt.Sprint(n) {
+			r.Attributes["ApproximateReceiveCount"] = fmt.Sprint(n)
+			changed = true
+		}
+	}
+	if !changed {
+		return ev, s.raw // the file itself, byte for byte
+	}
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev, raw
 }
 
 // receiver is the Response Endpoint: it records every POST and answers 500 to the
@@ -212,7 +269,7 @@ func newReceiver(t *testing.T) *receiver {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		rc.got = append(rc.got, post{r.Header.Clone(), string(body)})
-		reject := rc.reject[r.Header.Get("webhook-id")] || r.Method != "POST" || r.URL.Path != "/parley/responses"
+		reject := rc.reject[r.Header.Get(webhook.HeaderID)] || r.Method != "POST" || r.URL.Path != "/parley/responses"
 		rc.mu.Unlock()
 		if reject {
 			w.WriteHeader(500)
@@ -224,13 +281,13 @@ func newReceiver(t *testing.T) *receiver {
 	return rc
 }
 
-// reset forgets what was received and rejects the webhooks of records reject.
+// reset forgets what was received and rejects the bot messages of records reject.
 func (rc *receiver) reset(s sample, reject []int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.got, rc.reject = nil, map[string]bool{}
 	for _, i := range reject {
-		rc.reject[attr(s.ev.Records[i], delivery.AttrWebhookID)] = true
+		rc.reject[s.recs[i].replyID()] = true
 	}
 }
 
@@ -276,16 +333,59 @@ func newSecretsManager(t *testing.T) *secretsManager {
 	return sm
 }
 
+// dynamoCalls counts the DynamoDB operations the function makes: it stands between
+// the function's SDK client and DynamoDB Local. What a run costs is also how the tests
+// see the bot not run again: an answer is always stored, with a PutItem.
+type dynamoCalls struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func newDynamoCalls(t *testing.T, target string) *dynamoCalls {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	c := &dynamoCalls{n: map[string]int{}}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".") // DynamoDB_20120810.PutItem
+		c.mu.Lock()
+		c.n[op]++
+		c.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// take returns the counts since the last take.
+func (c *dynamoCalls) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	return n
+}
+
 // backend is a fresh table and FIFO queue with its FIFO dead-letter queue in the
-// emulators, a fake Secrets Manager and a receiver.
+// emulators, a fake Secrets Manager and a receiver; and what the runs so far left,
+// which a later run must not change.
 type backend struct {
 	table, queueURL, deadURL string
-	ddbURL, sqsURL           string
-	ddb                      *dynamodb.Client
+	sqsURL                   string
 	store                    *dynamo.Store
 	queue                    *sqsfifo.Queue
 	sm                       *secretsManager
 	rc                       *receiver
+	calls                    *dynamoCalls
+	historyTTL               time.Duration // env.json's PARLEY_HISTORY_TTL
+	functionTimeout          time.Duration // template.yaml's, for env.json's PARLEY_BOT_TIMEOUT
+
+	exchanges map[string]message.Exchange // by ref: as the first run stored them
+	bodies    map[string]string           // by webhook id: as first POSTed
+	attempts  map[string]int              // by ref: failed attempts so far
 }
 
 var backends atomic.Int64
@@ -294,9 +394,11 @@ func newBackend(t *testing.T) *backend {
 	t.Helper()
 	ctx := context.Background()
 	d, q := emulator.DynamoDB(t), emulator.SQS(t)
-	b := &backend{ddb: d.DynamoDBClient(), ddbURL: d.URL, sqsURL: q.URL, sm: newSecretsManager(t), rc: newReceiver(t)}
+	b := &backend{sqsURL: q.URL, sm: newSecretsManager(t), rc: newReceiver(t), calls: newDynamoCalls(t, d.URL),
+		exchanges: map[string]message.Exchange{}, bodies: map[string]string{}, attempts: map[string]int{}}
 	b.table = fmt.Sprintf("parley-delivery-events-%d-%d", time.Now().UnixNano(), backends.Add(1))
-	if err := dynamo.CreateTable(ctx, b.ddb, b.table); err != nil {
+	ddb := d.DynamoDBClient()
+	if err := dynamo.CreateTable(ctx, ddb, b.table); err != nil {
 		t.Fatal(err)
 	}
 	client := q.SQSClient()
@@ -310,9 +412,36 @@ func newBackend(t *testing.T) *backend {
 		t.Fatal(err)
 	}
 	b.queueURL, b.deadURL = aws.ToString(main.QueueUrl), aws.ToString(dead.QueueUrl)
-	b.store = dynamo.New(b.ddb, b.table)
+	b.store = dynamo.New(ddb, b.table)
 	b.queue = sqsfifo.New(client, b.queueURL, b.deadURL)
+	env := envJSON(t)
+	if b.historyTTL, err = time.ParseDuration(env["PARLEY_HISTORY_TTL"]); err != nil {
+		t.Fatalf("events/env.json PARLEY_HISTORY_TTL: %v", err)
+	}
+	bot, err := time.ParseDuration(env["PARLEY_BOT_TIMEOUT"])
+	if err != nil {
+		t.Fatalf("events/env.json PARLEY_BOT_TIMEOUT: %v", err)
+	}
+	b.functionTimeout = delivery.FunctionTimeout(bot)
 	return b
+}
+
+// accept stores the records of s's jobs as the inbound function did when it
+// accepted them: the delivery side counts attempts in them, and reads a job whose
+// record is gone as erased.
+func (b *backend) accept(t *testing.T, s sample) {
+	t.Helper()
+	for _, r := range s.recs {
+		if !r.isJob {
+			continue
+		}
+		j := r.job
+		rec := message.Record{Key: j.Key, RequestHash: j.Message.Hash(), UserRef: message.UserRef(j.Channel, j.UserID),
+			CreatedAt: j.CreatedAt, ExpiresAt: j.CreatedAt.Add(inbound.MinRecordTTL)}
+		if _, ok, err := b.store.Accept(context.Background(), rec, j.CreatedAt); err != nil || !ok {
+			t.Fatalf("store the record of %s: accepted %v, %v", j.Ref, ok, err)
+		}
+	}
 }
 
 // envJSON reads this function's variables from events/env.json.
@@ -337,11 +466,12 @@ func envJSON(t *testing.T) map[string]string {
 
 // environment is what the function sees in a Lambda execution environment here:
 // env.json's variables pointed at b, the signing secret's ARN, and the variables
-// Lambda sets, with the SDK endpoints at the emulators and the fake Secrets Manager.
+// Lambda sets, with the SDK endpoints at the emulators (DynamoDB's through the
+// counting proxy) and the fake Secrets Manager.
 func (b *backend) environment(t *testing.T) map[string]string {
 	t.Helper()
 	env := envJSON(t)
-	maps.Copy(env, runtimeapi.LambdaEnv("Parley-dev-DeliveryFunction", b.ddbURL, b.sqsURL))
+	maps.Copy(env, runtimeapi.LambdaEnv("Parley-dev-DeliveryFunction", b.calls.srv.URL, b.sqsURL))
 	maps.Copy(env, map[string]string{
 		"PARLEY_TABLE_NAME": b.table, "PARLEY_QUEUE_URL": b.queueURL, "PARLEY_DEAD_LETTER_QUEUE_URL": b.deadURL,
 		"PARLEY_RESPONSE_ENDPOINT_URL": b.rc.srv.URL + "/parley/responses", "PARLEY_SIGNING_SECRET_ARN": secretARN,
@@ -363,27 +493,32 @@ func (b *backend) handler(t *testing.T, log *slog.Logger) *delivery.Handler {
 }
 
 // TestEventsThroughHandler runs every delivery event through the handler, wired as
-// main wires it, on DynamoDB Local, local-aws-sqs, a fake Secrets Manager and a real
-// HTTP receiver.
+// main wires it (the echo bot of events/env.json), on DynamoDB Local, local-aws-sqs,
+// a fake Secrets Manager and a real HTTP receiver.
 func TestEventsThroughHandler(t *testing.T) {
 	b := newBackend(t)
-	h := b.handler(t, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	logs := &lockedBuffer{}
+	h := b.handler(t, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr})))
 	for _, name := range slices.Sorted(maps.Keys(expectations)) {
 		s := loadSample(t, name)
+		b.accept(t, s)
 		for _, c := range expectations[name] {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
+				ev, _ := s.received(t, c.receives)
 				b.rc.reset(s, c.reject)
-				var ev events.SQSEvent
-				if err := json.Unmarshal(s.raw, &ev); err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), functionTimeout)
+				b.calls.take()
+				logs.reset()
+				ctx, cancel := context.WithTimeout(context.Background(), b.functionTimeout)
 				defer cancel()
 				res, err := h.Handle(ctx, ev)
 				if err != nil {
 					t.Fatalf("Handle: %v", err)
 				}
+				if res.BatchItemFailures == nil {
+					t.Error("batchItemFailures is null; Lambda wants a list, empty when every record is done")
+				}
 				checkDelivery(t, b, s, c, res)
+				checkLogs(t, s, c, parseLogs(t, logs.String()))
 			})
 		}
 	}
@@ -392,16 +527,17 @@ func TestEventsThroughHandler(t *testing.T) {
 	}
 }
 
-// checkDelivery compares the batch response and what the receiver got with c.
+// checkDelivery compares a run's batch response, what the receiver got, the dead
+// letters, the table and the DynamoDB calls with c.
 func checkDelivery(t *testing.T, b *backend, s sample, c deliveryCase, res events.SQSEventResponse) {
 	t.Helper()
-	recs := s.ev.Records
+	calls := b.calls.take()
 	var gotFailures, wantFailures []string
 	for _, f := range res.BatchItemFailures {
 		gotFailures = append(gotFailures, f.ItemIdentifier)
 	}
 	for _, i := range c.failures {
-		wantFailures = append(wantFailures, recs[i].MessageId)
+		wantFailures = append(wantFailures, s.recs[i].m.MessageId)
 	}
 	if !slices.Equal(gotFailures, wantFailures) {
 		t.Errorf("batch item failures %v, want %v", gotFailures, wantFailures)
@@ -412,71 +548,259 @@ func checkDelivery(t *testing.T, b *backend, s sample, c deliveryCase, res event
 		t.Fatal(err)
 	}
 	posts := b.rc.posts()
-	byID := map[string][]post{}
-	var order []string
-	for _, p := range posts {
-		id := p.header.Get("webhook-id")
-		byID[id] = append(byID[id], p)
-		order = append(order, id)
+	at := map[string][]int{} // webhook id -> positions among the POSTs
+	for i, p := range posts {
+		id := p.header.Get(webhook.HeaderID)
+		at[id] = append(at[id], i)
 	}
-	for i, r := range recs {
-		id := attr(r, delivery.AttrWebhookID)
-		attempted := !slices.Contains(c.failures, i) || slices.Contains(c.reject, i)
-		got := byID[id]
-		if !attempted {
-			if len(got) != 0 {
+	attempted, last := 0, map[string]int{}
+	for i, r := range s.recs {
+		if !r.isJob {
+			if slices.Contains(c.failures, i) {
+				t.Errorf("record %d, not a job, is a batch item failure: it must be dead-lettered, not retried", i)
+			}
+			continue
+		}
+		j, id := r.job, r.replyID()
+		if slices.Contains(c.failures, i) && !slices.Contains(c.reject, i) {
+			if len(at[id]) != 0 {
 				t.Errorf("record %d (%s) was POSTed after its conversation failed", i, id)
 			}
 			continue
 		}
-		if len(got) != 1 {
-			t.Errorf("record %d (%s): %d POSTs, want 1", i, id, len(got))
+		attempted++
+		if len(at[id]) != 1 {
+			t.Errorf("record %d: %d POSTs of %s, want 1", i, len(at[id]), id)
 			continue
 		}
-		p := got[0]
-		if p.body != r.Body {
-			t.Errorf("record %d: the receiver got\n%s\nwant the queued body byte for byte\n%s", i, p.body, r.Body)
+		p := posts[at[id][0]]
+		want, _ := message.Marshal(message.Webhook{Type: j.Message.Type, Payload: j.Message.Payload, ConversationID: j.ConversationID,
+			BotpressUserID: message.UserRef(j.Channel, j.UserID), BotpressMessageID: id, BotpressConversationID: j.ConversationRef})
+		if p.body != string(want) {
+			t.Errorf("record %d: the receiver got\n%s\nwant the echo\n%s", i, p.body, want)
 		}
+		if first, ok := b.bodies[id]; ok && p.body != first {
+			t.Errorf("record %d: POSTed again as\n%s\nfirst POSTed as\n%s", i, p.body, first)
+		}
+		b.bodies[id] = p.body
 		h := p.header
 		if err := webhook.Verify(secrets, h, []byte(p.body), 0, time.Now()); err != nil {
-			t.Errorf("record %d: webhook-signature %q: %v", i, h.Get("webhook-signature"), err)
+			t.Errorf("record %d: webhook-signature %q: %v", i, h.Get(webhook.HeaderSignature), err)
 		}
-		if h.Get("Content-Type") != "application/json" || h.Get(webhook.HeaderInReplyTo) != attr(r, delivery.AttrInReplyTo) ||
-			h.Get(webhook.HeaderReplyIndex) != attr(r, delivery.AttrReplyIndex) || h.Get(webhook.HeaderReplyCount) != attr(r, delivery.AttrReplyCount) {
-			t.Errorf("record %d: headers %v, want JSON, in reply to %s, %s of %s", i, h,
-				attr(r, delivery.AttrInReplyTo), attr(r, delivery.AttrReplyIndex), attr(r, delivery.AttrReplyCount))
+		if h.Get("Content-Type") != "application/json" || h.Get(webhook.HeaderInReplyTo) != j.Message.MessageID ||
+			h.Get(webhook.HeaderReplyIndex) != "1" || h.Get(webhook.HeaderReplyCount) != "1" {
+			t.Errorf("record %d: headers %v, want JSON, in reply to %s, 1 of 1", i, h, j.Message.MessageID)
+		}
+		// Each conversation in the file's order; conversations may interleave.
+		if prev, ok := last[j.ConversationRef]; ok && at[id][0] < prev {
+			t.Errorf("record %d: POSTed before an earlier turn of its conversation", i)
+		}
+		last[j.ConversationRef] = at[id][0]
+	}
+	if len(posts) != attempted {
+		t.Errorf("the receiver got %d POSTs, want %d", len(posts), attempted)
+	}
+	for _, i := range c.reject {
+		b.attempts[s.recs[i].job.Ref]++
+	}
+	checkDeadLetters(t, b, s)
+	checkTable(t, b, s, c)
+
+	// A first receipt runs the bot and stores its answer: one PutItem per turn, and
+	// nothing read. A later one reads the record and the answer (one BatchGetItem)
+	// and stores nothing: the bot did not run. A failed attempt is counted with an
+	// UpdateItem.
+	var want map[string]int
+	if c.receives == 1 {
+		want = map[string]int{"PutItem": attempted}
+	} else {
+		want = map[string]int{"BatchGetItem": attempted}
+	}
+	if len(c.reject) > 0 {
+		want["UpdateItem"] = calls["UpdateItem"] // one or two per failure, by the record's last step
+		if calls["UpdateItem"] < len(c.reject) || calls["UpdateItem"] > 2*len(c.reject) {
+			t.Errorf("%d UpdateItem calls for %d failed attempts, want one or two each", calls["UpdateItem"], len(c.reject))
 		}
 	}
-	if want := len(recs) - len(c.failures) + len(c.reject); len(posts) != want {
-		t.Errorf("the receiver got %d POSTs, want %d", len(posts), want)
+	if !maps.Equal(calls, want) {
+		t.Errorf("DynamoDB calls %v, want %v", calls, want)
 	}
-	// Each conversation in the file's order; conversations may interleave.
-	pos := map[string]int{}
-	for i, id := range order {
-		pos[id] = i
+}
+
+// checkDeadLetters: each record that is not a job is in the dead-letter queue once,
+// as it was, with the reason; no job is.
+func checkDeadLetters(t *testing.T, b *backend, s sample) {
+	t.Helper()
+	dead, err := b.queue.DeadLetters(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
 	}
-	last := map[string]int{}
-	for _, r := range recs {
-		id, g := attr(r, delivery.AttrWebhookID), r.Attributes["MessageGroupId"]
-		p, ok := pos[id]
-		if !ok {
+	for _, r := range s.recs {
+		var got []events.SQSMessage
+		for _, d := range dead {
+			if d.Body == r.m.Body {
+				got = append(got, d)
+			}
+		}
+		if r.isJob {
+			if len(got) != 0 {
+				t.Errorf("job %s was dead-lettered: %v", r.job.Ref, got[0].MessageAttributes)
+			}
 			continue
 		}
-		if prev, seen := last[g]; seen && p < prev {
-			t.Errorf("conversation %s delivered out of order: %v", g, order)
+		if len(got) != 1 {
+			t.Errorf("record %s, not a job: %d dead letters, want 1", r.m.MessageId, len(got))
+			continue
 		}
-		last[g] = p
-	}
-	ctx := context.Background()
-	for _, i := range c.reject {
-		// The failed attempt was counted in the table: the next failure is the second.
-		if n, err := b.store.Failed(ctx, recs[i].MessageId, time.Now()); err != nil || n != 2 {
-			t.Errorf("record %d: attempts after one more failure = %d (%v), want 2", i, n, err)
+		d := got[0]
+		failedAt, err := time.Parse(time.RFC3339, attr(d, message.AttrFailedAt))
+		if attr(d, message.AttrFailureReason) != r.err.Error() || attr(d, message.AttrAttempts) != "0" || err != nil || time.Since(failedAt) > time.Hour {
+			t.Errorf("dead letter %v, want reason %q, 0 attempts, failed now", d.MessageAttributes, r.err)
+		}
+		if !strings.Contains(r.err.Error(), message.ErrJob.Error()) {
+			t.Errorf("reason %q does not say it is not a job", r.err)
+		}
+		for k := range r.m.MessageAttributes {
+			if attr(d, k) != attr(r.m, k) {
+				t.Errorf("dead letter attribute %s = %q, want the message's own %q", k, attr(d, k), attr(r.m, k))
+			}
+		}
+		if g := d.Attributes["MessageGroupId"]; g != r.m.Attributes["MessageGroupId"] {
+			t.Errorf("dead letter in group %q, want the message's %q", g, r.m.Attributes["MessageGroupId"])
 		}
 	}
-	if dead, err := b.queue.DeadLetters(ctx, 10); err != nil || len(dead) != 0 {
-		t.Errorf("dead letters %d (%v), want none: a 500 is retried", len(dead), err)
+	if n := len(dead); n != len(s.recs)-countJobs(s) {
+		t.Errorf("%d dead letters, want one per record that is not a job", n)
 	}
+}
+
+// checkTable: each turn has its record and one exchange — the user message and the
+// echo — owned by the queue message that ran it, never changed by a later run; a
+// failed attempt is counted in the record.
+func checkTable(t *testing.T, b *backend, s sample, c deliveryCase) {
+	t.Helper()
+	for i, r := range s.recs {
+		if !r.isJob {
+			continue
+		}
+		j := r.job
+		rec, recFound, x, xFound, err := b.store.Load(context.Background(), j.Key, j.CreatedAt)
+		if err != nil || !recFound || !xFound {
+			t.Errorf("record %d: record found %v, exchange found %v (%v)", i, recFound, xFound, err)
+			continue
+		}
+		if rec.Attempts != b.attempts[j.Ref] {
+			t.Errorf("record %d: %d failed attempts counted, want %d", i, rec.Attempts, b.attempts[j.Ref])
+		}
+		if slices.Contains(c.reject, i) && (rec.Step != 0 || rec.Delivered != 0 || rec.FailingSince.IsZero()) {
+			t.Errorf("record %d: step %d, delivered %d, failing since %s; want the first bot message failing", i, rec.Step, rec.Delivered, rec.FailingSince)
+		}
+		if first, ok := b.exchanges[j.Ref]; ok {
+			if !reflect.DeepEqual(x, first) {
+				t.Errorf("record %d: the exchange changed:\n%+v\nwas\n%+v", i, x, first)
+			}
+			continue
+		}
+		b.exchanges[j.Ref] = x
+		in := j.Message
+		out := x.Outgoing()
+		if x.Owner != r.m.MessageId || x.Failure != "" || x.Tombstone || x.ConversationID != j.ConversationID || x.UserID != j.UserID ||
+			x.ExpiresAt.Unix() != j.CreatedAt.Add(b.historyTTL).Unix() || len(x.Entries) != 2 || len(out) != 1 {
+			t.Errorf("record %d: exchange %+v, want the turn and its echo, owned by %s, expiring %s after the turn (PARLEY_HISTORY_TTL)",
+				i, x, r.m.MessageId, b.historyTTL)
+			continue
+		}
+		u, e := x.Entries[0], out[0]
+		if u.ID != j.Ref || u.Direction != message.Incoming || u.MessageID != in.MessageID || !u.CreatedAt.Equal(j.CreatedAt) ||
+			u.Type != in.Type || string(u.Payload) != string(in.Payload) {
+			t.Errorf("record %d: user message %+v, want %s at %s", i, u, j.Ref, j.CreatedAt)
+		}
+		if e.ID != r.replyID() || e.Direction != message.Outgoing || e.InReplyTo != in.MessageID || e.Type != in.Type ||
+			string(e.Payload) != string(in.Payload) || time.Since(e.CreatedAt) > time.Minute {
+			t.Errorf("record %d: bot message %+v, want the echo %s, answered now", i, e, r.replyID())
+		}
+	}
+}
+
+// logLine is one JSON line of the function's log.
+type logLine struct {
+	Level, Message, RequestID, WebhookID, Reason string
+	BotMs                                        *float64
+	raw                                          string
+}
+
+func parseLogs(t *testing.T, out string) []logLine {
+	t.Helper()
+	var lines []logLine
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var ll logLine
+		if err := json.Unmarshal([]byte(l), &ll); err != nil {
+			t.Errorf("log line is not JSON: %s", l)
+			continue
+		}
+		ll.raw = l
+		lines = append(lines, ll)
+	}
+	return lines
+}
+
+// checkLogs: one "delivered" line per bot message the receiver took, saying how long
+// the bot took when it ran and never when it did not; one "dead-lettered" line with
+// the reason per record that is not a job; never a message's text.
+func checkLogs(t *testing.T, s sample, c deliveryCase, lines []logLine) {
+	t.Helper()
+	delivered := map[string]int{}
+	var reasons []string
+	for _, l := range lines {
+		switch l.Message {
+		case "delivered":
+			delivered[l.WebhookID]++
+			if ran := l.BotMs != nil; ran != (c.receives == 1) {
+				t.Errorf("receipt %d: the bot ran: %v; want %v: %s", c.receives, ran, c.receives == 1, l.raw)
+			}
+		case "dead-lettered":
+			reasons = append(reasons, l.Reason)
+		}
+		if l.BotMs != nil && c.receives > 1 {
+			t.Errorf("receipt %d: the bot ran again: %s", c.receives, l.raw)
+		}
+		for _, r := range s.recs {
+			if r.isJob && strings.Contains(l.raw, r.job.Message.Text) {
+				t.Errorf("the log holds the text of %s: %s", r.job.Ref, l.raw)
+			}
+		}
+	}
+	var wantReasons []string
+	for i, r := range s.recs {
+		switch {
+		case !r.isJob:
+			wantReasons = append(wantReasons, r.err.Error())
+		case slices.Contains(c.failures, i):
+			if delivered[r.replyID()] != 0 {
+				t.Errorf("record %d: a delivered line, but it failed", i)
+			}
+		case delivered[r.replyID()] != 1:
+			t.Errorf("record %d: %d delivered lines, want 1", i, delivered[r.replyID()])
+		}
+	}
+	slices.Sort(reasons)
+	slices.Sort(wantReasons)
+	if !slices.Equal(reasons, wantReasons) {
+		t.Errorf("dead-lettered lines with reasons %q, want %q", reasons, wantReasons)
+	}
+}
+
+func countJobs(s sample) int {
+	n := 0
+	for _, r := range s.recs {
+		if r.isJob {
+			n++
+		}
+	}
+	return n
 }
 
 // seqLess compares SQS FIFO sequence numbers: decimal strings of up to 128 bits.
@@ -487,14 +811,33 @@ func seqLess(a, b string) bool {
 	return a < b
 }
 
-func number(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
-}
-
 func attr(m events.SQSMessage, k string) string {
 	if a, ok := m.MessageAttributes[k]; ok && a.StringValue != nil {
 		return *a.StringValue
 	}
 	return ""
+}
+
+// lockedBuffer is a log the handler's goroutines write to.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEnvJSON: events/env.json, SAM's --env-vars file, configures this function the
@@ -21,17 +22,26 @@ func TestEnvJSON(t *testing.T) {
 	}
 }
 
-// Every configuration problem is reported at once, an unknown bot among them.
+// Every configuration problem is reported at once; a record TTL shorter than the
+// queue's retention and a day is one. The bot does not run here: no bot setting is
+// read.
 func TestConfigProblemsTogether(t *testing.T) {
-	env := map[string]string{"PARLEY_BOT": "eliza", "PARLEY_RECORD_TTL": "forever", "PARLEY_LLM_TEMPERATURE": "9"}
-	_, err := loadConfig(func(k string) string { return env[k] })
-	for _, want := range []string{"PARLEY_TABLE_NAME", "PARLEY_QUEUE_URL", `PARLEY_BOT="eliza"`, "PARLEY_RECORD_TTL", "PARLEY_LLM_TEMPERATURE"} {
+	env := map[string]string{"PARLEY_RECORD_TTL": "168h", "PARLEY_BOT": "eliza"}
+	read := map[string]bool{}
+	_, err := loadConfig(func(k string) string { read[k] = true; return env[k] })
+	for _, want := range []string{"PARLEY_TABLE_NAME", "PARLEY_QUEUE_URL", "PARLEY_RECORD_TTL"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
 	}
-	env = map[string]string{"PARLEY_TABLE_NAME": "t", "PARLEY_QUEUE_URL": "q", "PARLEY_BOT": "llm", "PARLEY_LLM_MODEL": "m"}
-	if _, err := loadConfig(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "PARLEY_LLM_API_KEY_SECRET_ARN") {
-		t.Errorf("llm without a key: %v", err)
+	for k := range read {
+		if k == "PARLEY_BOT" || strings.HasPrefix(k, "PARLEY_LLM_") || k == "PARLEY_RULES_FILE" || k == "PARLEY_HTTP_BOT_URL" || k == "PARLEY_BOT_TIMEOUT" {
+			t.Errorf("the inbound function reads %s: the bot runs in the delivery function", k)
+		}
+	}
+	env = map[string]string{"PARLEY_TABLE_NAME": "t", "PARLEY_QUEUE_URL": "q"}
+	cfg, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil || cfg.recordTTL != 360*time.Hour {
+		t.Errorf("defaults: record TTL %s (%v), want 360h: records outlive the queue's 14-day retention", cfg.recordTTL, err)
 	}
 }

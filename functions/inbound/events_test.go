@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,10 +10,15 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/inbound"
@@ -31,6 +39,7 @@ import (
 	"github.com/parley-chat/parley/shared/runtimeapi"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
+	"github.com/parley-chat/parley/shared/webhook"
 )
 
 // TestMain stops the emulators the tests started.
@@ -42,10 +51,13 @@ const (
 	sampleToken = "parley-sample-token"
 	// functionKey is this function's entry in events/env.json (its template.yaml id).
 	functionKey = "InboundFunction"
+	// channel is the channel of a token made without one: every sample's.
+	channel = message.DefaultChannel
 )
 
 // want is the inbound function's answer to one file of events/.
 type want struct {
+	file   string
 	status int
 	code   string            // error.code; "" for a 200
 	field  string            // error.field, when one field is at fault
@@ -55,30 +67,48 @@ type want struct {
 	after string
 	// replay: the answer is after's 200 body again, marked Idempotent-Replayed.
 	replay bool
-	// enqueued: the echo bot's answer to this message reaches the delivery queue.
-	enqueued bool
-	// listed: a history page of at least this many messages, after's among them.
-	listed int
+	// accepted: a new turn. Its record is stored and its job queued; once the job has
+	// run, the turn is in the history.
+	accepted bool
+	// payloadText is what the accepted payload's text must be when the request's
+	// payload.text was empty: the original integration fills it in with text.
+	payloadText string
+	// history: a history page, asked for before the queued turns ran (empty: the
+	// inbound function does not run the bot) and after (every turn of the
+	// conversation with its echo, newest first).
+	history bool
 }
 
-// expectations covers every inbound-*.json in events/; TestEventFilesAreCovered fails
+// expectations covers every inbound-*.json in events/, in the order the tests run
+// them, which is the order of events/README.md's table. TestEventFilesAreCovered fails
 // when a file has none, or an expectation has no file.
-var expectations = map[string]want{
-	"inbound-text.json":         {status: 200, enqueued: true},
-	"inbound-rich.json":         {status: 200, enqueued: true},
-	"inbound-base64.json":       {status: 200, enqueued: true},
-	"inbound-duplicate.json":    {status: 200, after: "inbound-text.json", replay: true, header: map[string]string{"Idempotent-Replayed": "true"}},
-	"inbound-reused-id.json":    {status: 409, code: "message_id_reused", field: "messageId", after: "inbound-text.json"},
-	"inbound-missing-auth.json": {status: 401, code: "missing_token"},
-	"inbound-bad-json.json":     {status: 400, code: "invalid_json"},
-	"inbound-wrong-path.json":   {status: 404, code: "not_found"},
-	"inbound-get.json":          {status: 405, code: "method_not_allowed", header: map[string]string{"Allow": "POST"}},
-	"inbound-history.json":      {status: 200, after: "inbound-text.json", listed: 2},
+var expectations = []want{
+	{file: "inbound-text.json", status: 200, accepted: true},
+	{file: "inbound-rich.json", status: 200, accepted: true},
+	{file: "inbound-base64.json", status: 200, accepted: true},
+	{file: "inbound-empty-payload-text.json", status: 200, accepted: true, payloadText: "And the price?"},
+	{file: "inbound-missing-auth.json", status: 401, code: "missing_token"},
+	{file: "inbound-bad-json.json", status: 400, code: "invalid_json"},
+	{file: "inbound-wrong-path.json", status: 404, code: "not_found"},
+	{file: "inbound-get.json", status: 405, code: "method_not_allowed", header: map[string]string{"Allow": "POST"}},
+	{file: "inbound-duplicate.json", status: 200, after: "inbound-text.json", replay: true, header: map[string]string{"Idempotent-Replayed": "true"}},
+	{file: "inbound-reused-id.json", status: 409, code: "message_id_reused", field: "messageId", after: "inbound-text.json"},
+	{file: "inbound-history.json", status: 200, history: true},
+}
+
+func expectation(file string) want {
+	for _, w := range expectations {
+		if w.file == file {
+			return w
+		}
+	}
+	return want{}
 }
 
 // TestEventFilesAreCovered: every JSON file of events/ is env.json or belongs to a
 // function by its prefix; each of this function's files has an expectation and each
-// expectation a file; events/README.md describes every file.
+// expectation a file; a file runs after the one it depends on; events/README.md
+// describes every file.
 func TestEventFilesAreCovered(t *testing.T) {
 	files := eventFiles(t)
 	var mine []string
@@ -91,14 +121,25 @@ func TestEventFilesAreCovered(t *testing.T) {
 			t.Errorf("events/%s: name it inbound-*.json or delivery-*.json so a test runs it", f)
 		}
 	}
-	for _, f := range mine {
-		if _, ok := expectations[f]; !ok {
-			t.Errorf("events/%s has no expectation: add it to expectations in %s", f, "functions/inbound/events_test.go")
+	seen := map[string]bool{}
+	for _, w := range expectations {
+		if seen[w.file] {
+			t.Errorf("two expectations for events/%s", w.file)
 		}
+		if !slices.Contains(mine, w.file) {
+			t.Errorf("expectation for events/%s, which does not exist", w.file)
+		}
+		if w.after != "" {
+			dep := expectation(w.after)
+			if !seen[w.after] || !dep.accepted || dep.after != "" {
+				t.Errorf("%s runs after %s, which must come before it and be an accepted message with no dependency of its own", w.file, w.after)
+			}
+		}
+		seen[w.file] = true
 	}
-	for f := range expectations {
-		if !slices.Contains(mine, f) {
-			t.Errorf("expectation for events/%s, which does not exist", f)
+	for _, f := range mine {
+		if !seen[f] {
+			t.Errorf("events/%s has no expectation: add it to expectations in functions/inbound/events_test.go", f)
 		}
 	}
 	readme, err := os.ReadFile(filepath.Join(eventsDir, "README.md"))
@@ -110,8 +151,22 @@ func TestEventFilesAreCovered(t *testing.T) {
 			t.Errorf("events/README.md does not describe %s", f)
 		}
 	}
-	if len(mine) < 9 {
-		t.Errorf("%d inbound events, want at least 9", len(mine))
+	// The README's table says what the files give run in its order: the tests' order.
+	var rows []string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if f, ok := strings.CutPrefix(l, "| `inbound-"); ok {
+			rows = append(rows, "inbound-"+f[:strings.Index(f, "`")])
+		}
+	}
+	var order []string
+	for _, w := range expectations {
+		order = append(order, w.file)
+	}
+	if !slices.Equal(rows, order) {
+		t.Errorf("events/README.md lists the inbound events in the order %v; the tests run them in the order %v", rows, order)
+	}
+	if len(mine) < 10 {
+		t.Errorf("%d inbound events, want at least 10", len(mine))
 	}
 }
 
@@ -129,25 +184,6 @@ func eventFiles(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-// plan orders the files so that each runs after the one it depends on, each once.
-func plan(t *testing.T) []string {
-	t.Helper()
-	var first, then []string
-	for f, w := range expectations {
-		if w.after == "" {
-			first = append(first, f)
-			continue
-		}
-		if dep, ok := expectations[w.after]; !ok || dep.after != "" || dep.status != 200 {
-			t.Fatalf("%s runs after %s, which must be an expected 200 with no dependency of its own", f, w.after)
-		}
-		then = append(then, f)
-	}
-	slices.Sort(first)
-	slices.Sort(then)
-	return append(first, then...)
 }
 
 // sample is one event file: the bytes Lambda would pass and the decoded event.
@@ -188,20 +224,66 @@ func loadSample(t *testing.T, name string) sample {
 			t.Fatalf("events/%s: isBase64Encoded but the body is not base64: %v", name, err)
 		}
 	}
+	if cl, ok := s.ev.Headers["content-length"]; ok && cl != strconv.Itoa(len(body)) {
+		t.Errorf("events/%s: content-length %s, but the body is %d bytes", name, cl, len(body))
+	}
 	if s.in, err = message.DecodeInbound(body); err == nil {
 		s.valid = true
 	}
 	return s
 }
 
-// backend is a fresh table (with the sample token) and FIFO queue in the emulators.
+// turn is an accepted message as the tests follow it: the message, its ids and when
+// the function said it accepted it.
+type turn struct {
+	file      string
+	in        message.Inbound
+	t         message.Turn
+	createdAt time.Time
+}
+
+// receiver is the Response Endpoint the queued turns are delivered to.
+type receiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []post
+}
+
+type post struct {
+	header http.Header
+	body   string
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.got = append(rc.got, post{r.Header.Clone(), string(body)})
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) posts() []post {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.got)
+}
+
+// backend is a fresh table (with the sample token), FIFO queue and dead-letter queue
+// in the emulators, and what runs the queued turns: the delivery side, with the echo
+// bot, POSTing to a receiver.
 type backend struct {
 	table, queueURL string
 	ddbURL, sqsURL  string
 	ddb             *dynamodb.Client
-	sqs             *sqs.Client
 	store           *dynamo.Store
 	queue           *sqsfifo.Queue
+	delivery        *delivery.Handler
+	rc              *receiver
+	recordTTL       time.Duration // env.json's PARLEY_RECORD_TTL
 }
 
 var backends atomic.Int64
@@ -210,24 +292,36 @@ func newBackend(t *testing.T) *backend {
 	t.Helper()
 	ctx := context.Background()
 	d, q := emulator.DynamoDB(t), emulator.SQS(t)
-	b := &backend{ddb: d.DynamoDBClient(), sqs: q.SQSClient(), ddbURL: d.URL, sqsURL: q.URL}
+	b := &backend{ddb: d.DynamoDBClient(), ddbURL: d.URL, sqsURL: q.URL, rc: newReceiver(t)}
 	b.table = fmt.Sprintf("parley-inbound-events-%d-%d", time.Now().UnixNano(), backends.Add(1))
 	if err := dynamo.CreateTable(ctx, b.ddb, b.table); err != nil {
 		t.Fatal(err)
 	}
-	out, err := b.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName:  aws.String(b.table + ".fifo"),
-		Attributes: map[string]string{string(sqstypes.QueueAttributeNameFifoQueue): "true"},
-	})
+	client := q.SQSClient()
+	fifo := map[string]string{string(sqstypes.QueueAttributeNameFifoQueue): "true"}
+	main, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(b.table + ".fifo"), Attributes: fifo})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.queueURL = aws.ToString(out.QueueUrl)
+	dead, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(b.table + "-dead.fifo"), Attributes: fifo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.queueURL = aws.ToString(main.QueueUrl)
 	b.store = dynamo.New(b.ddb, b.table)
-	b.queue = sqsfifo.New(b.sqs, b.queueURL, "")
+	b.queue = sqsfifo.New(client, b.queueURL, aws.ToString(dead.QueueUrl))
 	if err := b.store.PutToken(ctx, message.Token{Hash: token.Hash(sampleToken), Name: "sample", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	if b.recordTTL, err = time.ParseDuration(envJSON(t)["PARLEY_RECORD_TTL"]); err != nil {
+		t.Fatalf("events/env.json PARLEY_RECORD_TTL: %v", err)
+	}
+	sender, err := webhook.NewSender(webhook.Config{URL: b.rc.srv.URL + "/parley/responses", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &delivery.Channel{ID: channel, Bot: bot.Echo{}, BotTimeout: 5 * time.Second, Sender: sender, SendTimeout: 5 * time.Second, Policy: delivery.DefaultPolicy}
+	b.delivery = delivery.New(b.store, b.queue, delivery.Single(ch), delivery.Config{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return b
 }
 
@@ -239,8 +333,7 @@ func envJSON(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	var env map[string]map[string]string
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&env); err != nil {
+	if err := json.Unmarshal(raw, &env); err != nil {
 		t.Fatalf("events/env.json: %v (SAM wants {\"<LogicalId>\": {\"NAME\": \"value\"}})", err)
 	}
 	if keys := slices.Sorted(maps.Keys(env)); !slices.Equal(keys, []string{"DeliveryFunction", "InboundFunction"}) {
@@ -279,33 +372,66 @@ func (b *backend) handler(t *testing.T, log *slog.Logger) *inbound.Handler {
 func TestEventsThroughHandler(t *testing.T) {
 	b := newBackend(t)
 	h := b.handler(t, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	answered := map[string]events.APIGatewayV2HTTPResponse{}
-	for _, name := range plan(t) {
-		s := loadSample(t, name)
+	exercise(t, b, func(s sample) events.APIGatewayV2HTTPResponse {
 		var ev events.APIGatewayV2HTTPRequest
 		if err := json.Unmarshal(s.raw, &ev); err != nil {
 			t.Fatal(err)
 		}
 		res, err := h.Handle(context.Background(), ev)
 		if err != nil {
-			t.Fatalf("%s: Handle returned an error: %v", name, err)
+			t.Fatalf("%s: Handle returned an error: %v", s.name, err)
 		}
-		answered[name] = res
-		checkAnswer(t, s, res, answered)
-		checkRecord(t, b, s)
-	}
-	checkQueue(t, b)
-	checkTable(t, b)
+		return res
+	})
 }
 
-// checkAnswer compares res with the expectation for s; answered holds the answers to
-// the files run before.
-func checkAnswer(t *testing.T, s sample, res events.APIGatewayV2HTTPResponse, answered map[string]events.APIGatewayV2HTTPResponse) {
+// exercise runs every event through invoke, in the order of expectations, and checks
+// each answer and what it left in the table; then the queue: one job per accepted
+// message, which the delivery side runs; then the history, before and after. It
+// returns the answers by file.
+func exercise(t *testing.T, b *backend, invoke func(s sample) events.APIGatewayV2HTTPResponse) map[string]events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	w := expectations[s.name]
+	answered := map[string]events.APIGatewayV2HTTPResponse{}
+	var turns []turn
+	for _, w := range expectations {
+		if w.history {
+			continue
+		}
+		s := loadSample(t, w.file)
+		res := invoke(s)
+		answered[w.file] = res
+		if tr, ok := checkAnswer(t, w, s, res, answered); ok {
+			turns = append(turns, tr)
+		}
+		checkRecord(t, b, w, s, turns)
+	}
+	// The inbound function only queues turns: until they run, the history is empty.
+	for _, w := range expectations {
+		if w.history {
+			s := loadSample(t, w.file)
+			checkHistory(t, s, invoke(s), nil)
+		}
+	}
+	drain(t, b, turns)
+	for _, w := range expectations {
+		if w.history {
+			s := loadSample(t, w.file)
+			res := invoke(s)
+			answered[w.file] = res
+			checkHistory(t, s, res, turns)
+		}
+	}
+	checkTable(t, b, turns)
+	return answered
+}
+
+// checkAnswer compares res with w; answered holds the answers to the files run
+// before. For a message accepted as new it returns the turn.
+func checkAnswer(t *testing.T, w want, s sample, res events.APIGatewayV2HTTPResponse, answered map[string]events.APIGatewayV2HTTPResponse) (turn, bool) {
+	t.Helper()
 	if res.StatusCode != w.status {
 		t.Errorf("%s: status %d, want %d (body %s)", s.name, res.StatusCode, w.status, res.Body)
-		return
+		return turn{}, false
 	}
 	if ct := res.Headers["Content-Type"]; ct != "application/json" {
 		t.Errorf("%s: Content-Type %q, want application/json", s.name, ct)
@@ -325,40 +451,23 @@ func checkAnswer(t *testing.T, s sample, res events.APIGatewayV2HTTPResponse, an
 		if e.Error.Code != w.code || e.Error.Field != w.field {
 			t.Errorf("%s: error code %q field %q, want %q %q", s.name, e.Error.Code, e.Error.Field, w.code, w.field)
 		}
-		return
-	}
-	if w.listed > 0 {
-		// The page holds after's message preceded by its echo, newest first; other
-		// samples of the same conversation may be there too, by the order they ran.
-		var page struct {
-			Messages []struct{ Direction, MessageID, InReplyTo, ConversationID string }
-		}
-		if err := json.Unmarshal([]byte(res.Body), &page); err != nil {
-			t.Fatalf("%s: history %s: %v", s.name, res.Body, err)
-		}
-		first := loadSample(t, w.after).in
-		i := slices.IndexFunc(page.Messages, func(m struct{ Direction, MessageID, InReplyTo, ConversationID string }) bool {
-			return m.Direction == "incoming" && m.MessageID == first.MessageID
-		})
-		if len(page.Messages) < w.listed || i < 1 || page.Messages[i-1].InReplyTo != first.MessageID || page.Messages[i-1].Direction != "outgoing" {
-			t.Errorf("%s: history %s, want at least %d messages with %s preceded by its echo", s.name, res.Body, w.listed, first.MessageID)
-		}
-		return
+		return turn{}, false
 	}
 	if w.replay {
 		if first := answered[w.after]; res.Body != first.Body {
 			t.Errorf("%s: body\n%s\nwant the first answer again\n%s", s.name, res.Body, first.Body)
 		}
-		return
+		return turn{}, false
 	}
 	if _, ok := res.Headers["Idempotent-Replayed"]; ok {
 		t.Errorf("%s: a first answer is marked Idempotent-Replayed", s.name)
 	}
 	var got struct {
 		Message struct {
-			ID, Type, Direction string
-			Payload             json.RawMessage
-			Tags                struct{ ID string }
+			ID, Type, Direction, UserID, ConversationID string
+			CreatedAt                                   time.Time
+			Payload                                     json.RawMessage
+			Tags                                        struct{ ID string }
 		}
 		User, Conversation struct {
 			ID   string
@@ -369,57 +478,81 @@ func checkAnswer(t *testing.T, s sample, res events.APIGatewayV2HTTPResponse, an
 		t.Fatalf("%s: body %s: %v", s.name, res.Body, err)
 	}
 	in := s.in
-	if got.Message.ID != message.MessageRef(in.ConversationID, in.MessageID) || got.Message.Tags.ID != in.MessageID ||
-		got.Message.Type != in.Type || got.Message.Direction != "incoming" || !jsonEqual(got.Message.Payload, in.Payload) {
-		t.Errorf("%s: message %+v, want id %s, tag %s, type %s, payload %s", s.name, got.Message,
-			message.MessageRef(in.ConversationID, in.MessageID), in.MessageID, in.Type, in.Payload)
+	tr := turn{file: s.name, in: in, t: message.NewTurn(channel, in), createdAt: got.Message.CreatedAt}
+	m := got.Message
+	if m.ID != tr.t.MessageRef || m.Tags.ID != in.MessageID || m.Type != in.Type || m.Direction != "incoming" ||
+		m.UserID != tr.t.UserRef || m.ConversationID != tr.t.ConversationRef || !jsonEqual(m.Payload, in.Payload) {
+		t.Errorf("%s: message %+v, want id %s, tag %s, type %s, payload %s", s.name, m, tr.t.MessageRef, in.MessageID, in.Type, in.Payload)
 	}
-	if got.User.ID != message.UserRef(in.UserID) || got.User.Tags.ID != in.UserID {
-		t.Errorf("%s: user %+v, want %s tagged %s", s.name, got.User, message.UserRef(in.UserID), in.UserID)
+	if since := time.Since(m.CreatedAt); since < 0 || since > time.Minute || !m.CreatedAt.Equal(m.CreatedAt.Truncate(time.Millisecond)) {
+		t.Errorf("%s: createdAt %s, want the time of the request, to the millisecond as stored", s.name, m.CreatedAt)
 	}
-	if got.Conversation.ID != message.ConversationRef(in.ConversationID) || got.Conversation.Tags.ID != in.ConversationID {
-		t.Errorf("%s: conversation %+v, want %s tagged %s", s.name, got.Conversation, message.ConversationRef(in.ConversationID), in.ConversationID)
+	if w.payloadText != "" {
+		var p struct{ Text string }
+		if err := json.Unmarshal(m.Payload, &p); err != nil || p.Text != w.payloadText {
+			t.Errorf("%s: payload %s, want its empty text filled in with %q", s.name, m.Payload, w.payloadText)
+		}
 	}
+	if got.User.ID != tr.t.UserRef || got.User.Tags.ID != in.UserID {
+		t.Errorf("%s: user %+v, want %s tagged %s", s.name, got.User, tr.t.UserRef, in.UserID)
+	}
+	if got.Conversation.ID != tr.t.ConversationRef || got.Conversation.Tags.ID != in.ConversationID {
+		t.Errorf("%s: conversation %+v, want %s tagged %s", s.name, got.Conversation, tr.t.ConversationRef, in.ConversationID)
+	}
+	return tr, true
 }
 
-// checkRecord: an accepted message leaves a completed record of itself; a refused one
-// leaves nothing, or the earlier message's record untouched.
-func checkRecord(t *testing.T, b *backend, s sample) {
+// checkRecord: an accepted message leaves its record, with the hash of the request and
+// the time of the answer; a replay or a reused id leaves the first one's untouched; a
+// refused request leaves nothing.
+func checkRecord(t *testing.T, b *backend, w want, s sample, turns []turn) {
 	t.Helper()
 	if !s.valid {
 		return
 	}
-	w := expectations[s.name]
-	rec, found, err := b.store.Record(context.Background(), message.MessageRef(s.in.ConversationID, s.in.MessageID))
-	switch {
-	case err != nil:
+	key := message.NewTurn(channel, s.in).Key()
+	rec, found, _, _, err := b.store.Load(context.Background(), key, time.Time{})
+	if err != nil {
 		t.Errorf("%s: read record: %v", s.name, err)
-	case w.status == 200 || w.after != "":
-		if !found || rec.Status != message.Completed {
-			t.Errorf("%s: record found %v status %q, want a completed record", s.name, found, rec.Status)
+		return
+	}
+	owner := s.name
+	if w.after != "" {
+		owner = w.after
+	}
+	i := slices.IndexFunc(turns, func(tr turn) bool { return tr.file == owner })
+	if i < 0 {
+		if found {
+			t.Errorf("%s: answered %d but left a record %+v", s.name, w.status, rec)
 		}
-		if sameMessage := rec.RequestHash == s.in.Hash(); sameMessage != (w.status == 200) {
-			t.Errorf("%s: the record holds this message: %v, want %v", s.name, sameMessage, w.status == 200)
-		}
-	case found:
-		t.Errorf("%s: answered %d but left a record %+v", s.name, w.status, rec)
+		return
+	}
+	tr := turns[i]
+	switch {
+	case !found:
+		t.Errorf("%s: no record of %s", s.name, tr.t.MessageRef)
+	case rec.RequestHash != tr.in.Hash() || !rec.CreatedAt.Equal(tr.createdAt) || rec.UserRef != tr.t.UserRef:
+		t.Errorf("%s: record hash %s, createdAt %s, user %s; want %s's: %s, %s, %s", s.name, rec.RequestHash, rec.CreatedAt, rec.UserRef,
+			owner, tr.in.Hash(), tr.createdAt, tr.t.UserRef)
+	case rec.ExpiresAt.Unix() != tr.createdAt.Add(b.recordTTL).Unix():
+		t.Errorf("%s: record expires %s, want %s after %s (PARLEY_RECORD_TTL)", s.name, rec.ExpiresAt, b.recordTTL, tr.createdAt)
+	case rec.Attempts != 0 || rec.Delivered != 0 || !rec.FailingSince.IsZero():
+		t.Errorf("%s: record %+v carries delivery progress; the inbound side writes none", s.name, rec)
 	}
 }
 
-// checkQueue: the queue holds exactly one echo of each enqueued message: the
-// six-field webhook body, grouped by conversation, with the delivery attributes.
-func checkQueue(t *testing.T, b *backend) {
+// drain receives the queued jobs, checks that they are exactly one per accepted
+// message and what the inbound function sends, and runs them as the delivery function
+// would: the echo bot answers each, and the receiver gets the echoes.
+func drain(t *testing.T, b *backend, turns []turn) {
 	t.Helper()
 	ctx := context.Background()
-	want := map[string]message.Inbound{} // webhook id -> message
-	for name, w := range expectations {
-		if w.enqueued {
-			s := loadSample(t, name)
-			want[message.ReplyRef(s.in.ConversationID, s.in.MessageID, 0)] = s.in
-		}
+	byRef := map[string]turn{}
+	for _, tr := range turns {
+		byRef[tr.t.MessageRef] = tr
 	}
-	got := map[string]bool{}
-	for range 20 {
+	seen := map[string]bool{}
+	for round := 0; round < 10; round++ {
 		msgs, err := b.queue.Receive(ctx, 10, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -428,69 +561,180 @@ func checkQueue(t *testing.T, b *backend) {
 			break
 		}
 		for _, m := range msgs {
-			_ = b.queue.Delete(ctx, m.ReceiptHandle) // FIFO: let the group's next one out
-			id := attr(m, "parley-webhook-id")
-			in, ok := want[id]
-			if !ok || got[id] {
-				t.Errorf("unexpected message on the queue (id %s, seen before %v): %s", id, got[id], m.Body)
+			j, err := message.DecodeJob([]byte(m.Body))
+			tr, ok := byRef[j.Ref]
+			if err != nil || !ok || seen[j.Ref] {
+				t.Errorf("unexpected message on the queue (%v, seen before %v): %s", err, seen[j.Ref], m.Body)
 				continue
 			}
-			got[id] = true
-			body, _ := message.Marshal(message.Webhook{
-				Type: in.Type, Payload: in.Payload, ConversationID: in.ConversationID,
-				BotpressUserID: message.UserRef(in.UserID), BotpressMessageID: id,
-				BotpressConversationID: message.ConversationRef(in.ConversationID),
-			})
-			if m.Body != string(body) {
-				t.Errorf("queued body\n%s\nwant\n%s", m.Body, body)
+			seen[j.Ref] = true
+			want, err := message.EncodeJob(message.TurnJob(tr.t, tr.createdAt))
+			if err != nil {
+				t.Fatal(err)
 			}
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal([]byte(m.Body), &fields); err != nil || len(fields) != 6 {
-				t.Errorf("queued body has %d fields, want the six of the contract: %s", len(fields), m.Body)
+			if m.Body != string(want) {
+				t.Errorf("%s: job\n%s\nwant\n%s", tr.file, m.Body, want)
 			}
-			if g := m.Attributes["MessageGroupId"]; g != message.ConversationRef(in.ConversationID) {
-				t.Errorf("%s: MessageGroupId %q, want the conversation %s", id, g, message.ConversationRef(in.ConversationID))
+			if g, d := m.Attributes["MessageGroupId"], m.Attributes["MessageDeduplicationId"]; g != tr.t.ConversationRef || d != tr.t.MessageRef {
+				t.Errorf("%s: group %q, deduplication id %q; want the conversation %s and the message %s", tr.file, g, d, tr.t.ConversationRef, tr.t.MessageRef)
 			}
-			if attr(m, "parley-in-reply-to") != in.MessageID || attr(m, "parley-reply-index") != "1" || attr(m, "parley-reply-count") != "1" {
-				t.Errorf("%s: attributes %+v, want in-reply-to %s, 1 of 1", id, m.MessageAttributes, in.MessageID)
+			if attr(m, message.AttrKind) != message.KindTurn || attr(m, message.AttrResend) != "" || attr(m, message.AttrRedriven) != "" {
+				t.Errorf("%s: attributes %v, want only %s=%s", tr.file, m.MessageAttributes, message.AttrKind, message.KindTurn)
 			}
 		}
+		failed, acked, err := b.delivery.Run(ctx, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []string
+		for _, m := range msgs {
+			if failed[m.MessageId] {
+				t.Errorf("the delivery side failed job %s: %s", m.MessageId, m.Body)
+			} else if !acked[m.MessageId] {
+				done = append(done, m.ReceiptHandle)
+			}
+		}
+		if err := b.queue.Ack(ctx, done); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("%d messages on the queue, want %d (one per accepted message, none for a replay)", len(got), len(want))
+	if len(seen) != len(turns) {
+		t.Errorf("%d jobs on the queue, want %d: one per accepted message, none for a replay (SQS drops its copy)", len(seen), len(turns))
+	}
+	posts := b.rc.posts()
+	if len(posts) != len(turns) {
+		t.Errorf("the receiver got %d POSTs, want one echo per accepted message: %d", len(posts), len(turns))
+	}
+	last := map[string]int{}
+	for _, tr := range turns {
+		id := message.ReplyRef(channel, tr.in.ConversationID, tr.in.MessageID, 0)
+		i := slices.IndexFunc(posts, func(p post) bool { return p.header.Get(webhook.HeaderID) == id })
+		if i < 0 {
+			t.Errorf("%s: its echo %s was not delivered", tr.file, id)
+			continue
+		}
+		want, _ := message.Marshal(message.Webhook{Type: tr.in.Type, Payload: tr.in.Payload, ConversationID: tr.in.ConversationID,
+			BotpressUserID: tr.t.UserRef, BotpressMessageID: id, BotpressConversationID: tr.t.ConversationRef})
+		if posts[i].body != string(want) {
+			t.Errorf("%s: the receiver got\n%s\nwant the echo\n%s", tr.file, posts[i].body, want)
+		}
+		if prev, ok := last[tr.t.ConversationRef]; ok && i < prev {
+			t.Errorf("%s: delivered before an earlier message of its conversation", tr.file)
+		}
+		last[tr.t.ConversationRef] = i
+	}
+	if dead, err := b.queue.DeadLetters(ctx, 10); err != nil || len(dead) != 0 {
+		t.Errorf("%d dead letters (%v), want none", len(dead), err)
 	}
 }
 
-// checkTable: one record per accepted message, and otherwise only the token and the
-// conversations' history.
-func checkTable(t *testing.T, b *backend) {
+// historyEntry is one message of a history page.
+type historyEntry struct {
+	ID, Direction, Type, UserID, MessageID, InReplyTo, ConversationID string
+	Payload                                                           json.RawMessage
+	CreatedAt                                                         time.Time
+}
+
+// checkHistory: the page holds the conversation's turns that ran, newest first, each
+// user message after its echo; before any ran, none.
+func checkHistory(t *testing.T, s sample, res events.APIGatewayV2HTTPResponse, turns []turn) {
+	t.Helper()
+	if res.StatusCode != 200 {
+		t.Errorf("%s: status %d, want 200 (body %s)", s.name, res.StatusCode, res.Body)
+		return
+	}
+	var page struct {
+		Messages   []historyEntry
+		NextCursor *string
+	}
+	if err := json.Unmarshal([]byte(res.Body), &page); err != nil || !strings.Contains(res.Body, `"messages":[`) {
+		t.Fatalf("%s: history %s (%v), want {\"messages\":[...]}", s.name, res.Body, err)
+	}
+	conv, _ := strings.CutPrefix(s.ev.RawPath, "/v1/conversations/")
+	conv, _ = strings.CutSuffix(conv, "/messages")
+	var mine []turn
+	for _, tr := range turns {
+		if tr.in.ConversationID == conv {
+			mine = append(mine, tr)
+		}
+	}
+	// Exchanges sort by their key: the time of the record, then the ref.
+	slices.SortFunc(mine, func(a, b turn) int {
+		return -cmp.Or(a.createdAt.Compare(b.createdAt), cmp.Compare(a.t.MessageRef, b.t.MessageRef))
+	})
+	var want []historyEntry
+	for _, tr := range mine {
+		in := tr.in
+		want = append(want,
+			historyEntry{ID: message.ReplyRef(channel, in.ConversationID, in.MessageID, 0), Direction: "outgoing", Type: in.Type,
+				UserID: in.UserID, InReplyTo: in.MessageID, ConversationID: conv, Payload: in.Payload},
+			historyEntry{ID: tr.t.MessageRef, Direction: "incoming", Type: in.Type, UserID: in.UserID, MessageID: in.MessageID,
+				ConversationID: conv, Payload: in.Payload, CreatedAt: tr.createdAt})
+	}
+	limit, _ := strconv.Atoi(s.ev.QueryStringParameters["limit"])
+	if len(want) > limit {
+		t.Fatalf("%s: %d messages in conversation %s, more than the page of %d this test expects", s.name, len(want), conv, limit)
+	}
+	if len(page.Messages) != len(want) || page.NextCursor != nil {
+		t.Errorf("%s: %d messages (next cursor %v), want %d and no next page:\n%s", s.name, len(page.Messages), page.NextCursor, len(want), res.Body)
+		return
+	}
+	for i, g := range page.Messages {
+		w := want[i]
+		sent := g.CreatedAt
+		if w.Direction == "outgoing" {
+			// The bot answered when the job ran: after the message, before now.
+			if sent.Before(page.Messages[i+1].CreatedAt) || sent.After(time.Now()) {
+				t.Errorf("%s: message %d answered at %s, before the message it answers", s.name, i, sent)
+			}
+			w.CreatedAt = sent
+		}
+		if !jsonEqual(g.Payload, w.Payload) || !g.CreatedAt.Equal(w.CreatedAt) {
+			t.Errorf("%s: message %d payload %s at %s, want %s at %s", s.name, i, g.Payload, g.CreatedAt, w.Payload, w.CreatedAt)
+		}
+		g.Payload, w.Payload, g.CreatedAt, w.CreatedAt = nil, nil, time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s: message %d is %+v, want %+v", s.name, i, g, w)
+		}
+	}
+}
+
+// checkTable: the items are the token, one record per accepted message and, once its
+// job ran, one exchange: nothing for a refused request or a replay. Keys as
+// shared/dynamo lays them out: the conversation's partition, "m#<ref>" and
+// "h#<createdAt ms>#<ref>".
+func checkTable(t *testing.T, b *backend, turns []turn) {
 	t.Helper()
 	out, err := b.ddb.Scan(context.Background(), &dynamodb.ScanInput{TableName: &b.table, ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted := 0
-	for _, w := range expectations {
-		if w.status == 200 && !w.replay && w.listed == 0 {
-			accepted++
-		}
+	want := map[[2]string]string{}
+	for _, tr := range turns {
+		pk := "c#" + channel + "#" + tr.t.ConversationRef
+		want[[2]string{pk, "m#" + tr.t.MessageRef}] = "record"
+		want[[2]string{pk, fmt.Sprintf("h#%013d#%s", tr.createdAt.UnixMilli(), tr.t.MessageRef)}] = "exchange"
 	}
-	records := 0
+	tokens := 0
 	for _, item := range out.Items {
 		pk, _ := item["pk"].(*dynamotypes.AttributeValueMemberS)
 		sk, _ := item["sk"].(*dynamotypes.AttributeValueMemberS)
 		switch {
 		case pk == nil || sk == nil:
 			t.Errorf("item without string keys: %v", item)
-		case sk.Value == "idempotency":
-			records++
-		case pk.Value == "token" || strings.HasPrefix(pk.Value, "hist#"):
+		case pk.Value == "token" && sk.Value == token.Hash(sampleToken):
+			tokens++
+		case want[[2]string{pk.Value, sk.Value}] != "":
+			delete(want, [2]string{pk.Value, sk.Value})
 		default:
-			t.Errorf("unexpected item %s/%s", pk.Value, sk.Value)
+			t.Errorf("unexpected item %s / %s", pk.Value, sk.Value)
 		}
 	}
-	if records != accepted {
-		t.Errorf("%d idempotency records, want %d: one per accepted message, none for a refused one", records, accepted)
+	if tokens != 1 {
+		t.Errorf("%d token items, want the sample token", tokens)
+	}
+	for k, what := range want {
+		t.Errorf("no %s %s / %s", what, k[0], k[1])
 	}
 }
 
