@@ -87,7 +87,7 @@ func (o *operator) routes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("GET "+TokensPrefix, o.adminOnly(func(w http.ResponseWriter, r *http.Request) {
 		toks, err := o.service.Tokens(r.Context(), r.URL.Query().Get("channel"))
-		respond(w, map[string]any{"tokens": tokenViews(toks)}, err)
+		respond(w, map[string]any{"tokens": TokenViews(toks)}, err)
 	}))
 	mux.HandleFunc("POST "+TokensPrefix, o.adminOnly(func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Channel, Name, Scope string }
@@ -120,7 +120,7 @@ type TokenView struct {
 	CreatedAt string `json:"createdAt"`
 }
 
-func tokenViews(toks []message.Token) []TokenView {
+func TokenViews(toks []message.Token) []TokenView {
 	out := make([]TokenView, len(toks))
 	for i, t := range toks {
 		ch, scope := t.Channel, t.Scope
