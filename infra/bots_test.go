@@ -38,8 +38,10 @@ func botContexts(t *testing.T) map[string]map[string]any {
 
 // TestBots checks, for each bot, the delivery function's whole environment and both
 // functions' exact permissions: the bot runs in the delivery function, each bot adds its
-// own settings there and, for llm only, the two permissions it needs; the inbound
-// function is the same whatever the bot.
+// own settings there and, for llm only, the permission to read its key; the rest of the
+// delivery function's permissions (the history Query, the channels' keys) do not
+// depend on the default channel's bot, and the inbound function is the same whatever
+// the bot.
 func TestBots(t *testing.T) {
 	base := func(bot string) map[string]string {
 		return map[string]string{
@@ -54,7 +56,6 @@ func TestBots(t *testing.T) {
 		return env
 	}
 	llmPerms := with2(deliveryPermissions, map[string][]string{
-		"getatt:Table.Arn":    {"dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
 		llmKeyARN + "-??????": {"secretsmanager:GetSecretValue"},
 	})
 	want := map[string]struct {
@@ -111,10 +112,10 @@ func with2(a, b map[string][]string) map[string][]string {
 	return out
 }
 
-// TestLLMKeyPolicy checks the template itself for the llm bot: the delivery function
-// may Query the table (the conversation's recent history), and the secret is read by
+// TestLLMKeyPolicy checks the template itself for the llm bot: the secret is read by
 // its partial ARN and granted on the complete ones (the name, "-" and six characters),
-// with GetSecretValue alone (grantRead would add DescribeSecret).
+// with GetSecretValue alone (grantRead would add DescribeSecret), after the statements
+// every bot has.
 func TestLLMKeyPolicy(t *testing.T) {
 	s := synth(t, botContexts(t)["llm"], false)
 	table := getAtt(s.id(t, "Table"), "Arn")
@@ -125,8 +126,8 @@ func TestLLMKeyPolicy(t *testing.T) {
 				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
-				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchGetItem"}), "Resource": table},
-				map[string]any{"Effect": "Allow", "Action": "dynamodb:Query", "Resource": table},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": channelKeysARNJoin},
+				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchGetItem", "dynamodb:Query"}), "Resource": table},
 				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": map[string]any{"Fn::Join": []any{"", []any{
 					"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai-??????",
 				}}}},
@@ -137,7 +138,7 @@ func TestLLMKeyPolicy(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}, "Resource": table},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem"}, "Resource": table},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 			}},
 		})

@@ -245,6 +245,11 @@ func failedRules(t *testing.T, data []byte, params map[string]any) []string {
 	return failed
 }
 
+// channelKeysStatement is template.yaml's statement that lets the delivery function read
+// the channels' llm keys.
+const channelKeysStatement = "              - Effect: Allow\n                Action: secretsmanager:GetSecretValue\n" +
+	"                Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:parley/*\n"
+
 // TestParityCatchesDrift changes template.yaml one way at a time, as someone editing
 // only the SAM side would, and expects the comparison to notice every change.
 func TestParityCatchesDrift(t *testing.T) {
@@ -261,7 +266,9 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"architecture", "Architectures: [arm64]", "Architectures: [x86_64]", "Architectures", false},
 		{"handler", "Handler: bootstrap", "Handler: main", "Handler", false},
 		{"inbound memory", "MemorySize: 256", "MemorySize: 512", "InboundFunction].MemorySize", false},
-		{"inbound timeout", "Timeout: 10 # at most", "Timeout: 29 # at most", "InboundFunction].Timeout", false},
+		// The timeout before the erasure endpoints; and API Gateway's own limit.
+		{"inbound timeout", "      Timeout: 29\n", "      Timeout: 10\n", "InboundFunction].Timeout", false},
+		{"inbound timeout too long", "      Timeout: 29\n", "      Timeout: 30\n", "InboundFunction].Timeout", false},
 		{"delivery timeout", "Timeout: !FindInMap [DeliveryTiming, !Ref BotTimeoutSeconds, FunctionTimeout]", "Timeout: 120", "DeliveryFunction].Timeout", false},
 		{"delivery timing row", `"30": {FunctionTimeout: 110,`, `"30": {FunctionTimeout: 100,`, "DeliveryFunction].Timeout", false},
 		{"visibility timing row", "VisibilityTimeout: 660}", "VisibilityTimeout: 720}", "DeliveryQueue].VisibilityTimeout", false},
@@ -296,10 +303,24 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"maximum concurrency default", "    Default: 10\n    MinValue: 2\n", "    Default: 20\n    MinValue: 2\n", "MaximumConcurrency", false},
 		{"catch-all route", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /{proxy+}", "        Proxy:\n          Type: HttpApi\n          Properties:\n            Path: /messages", "Routes", false},
 		{"payload format", `PayloadFormatVersion: "2.0"`, `PayloadFormatVersion: "1.0"`, "PayloadFormatVersion", false},
-		{"extra action", "                  - dynamodb:Query\n", "                  - dynamodb:Query\n                  - dynamodb:Scan\n", "dynamodb:Scan", false},
+		{"extra action", "                  - dynamodb:DeleteItem\n", "                  - dynamodb:DeleteItem\n                  - dynamodb:Scan\n", "dynamodb:Scan", false},
 		{"inbound UpdateItem", "                  - dynamodb:PutItem\n", "                  - dynamodb:PutItem\n                  - dynamodb:UpdateItem\n", "InboundFunction].Permissions", false},
 		{"inbound Query missing", "                  - dynamodb:Query\n", "", "InboundFunction].Permissions", false},
+		{"inbound Scan missing", "                  - dynamodb:Scan\n", "", "InboundFunction].Permissions", false},
+		{"inbound BatchWriteItem missing", "                  - dynamodb:BatchWriteItem\n", "", "InboundFunction].Permissions", false},
 		{"delivery BatchGetItem missing", "                  - dynamodb:BatchGetItem\n", "", "DeliveryFunction].Permissions", false},
+		// The history Query for llm bots only with Bot=llm, as before channels.
+		{"delivery Query missing", "                  - dynamodb:DeleteItem\n                  - dynamodb:Query\n", "                  - dynamodb:DeleteItem\n", "DeliveryFunction].Permissions[getatt:Table.Arn]", false},
+		{"delivery Query with Bot=llm only", "                  - dynamodb:DeleteItem\n                  - dynamodb:Query\n                Resource: !GetAtt Table.Arn\n",
+			"                  - dynamodb:DeleteItem\n                Resource: !GetAtt Table.Arn\n              - !If\n                - IsLlmBot\n                - Effect: Allow\n                  Action: dynamodb:Query\n                  Resource: !GetAtt Table.Arn\n                - !Ref AWS::NoValue\n",
+			"DeliveryFunction].Permissions[getatt:Table.Arn]", false},
+		{"channel keys missing", channelKeysStatement, "", "secret:parley/*", false},
+		{"channel keys wider", ":secret:parley/*\n", ":secret:*\n", "secret:*", false},
+		{"channel keys narrower", ":secret:parley/*\n", ":secret:parley/openai-??????\n", "secret:parley/*", false},
+		{"channel keys with Bot=llm only", channelKeysStatement,
+			"              - !If\n                - IsLlmBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue\n" +
+				"                  Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:parley/*\n                - !Ref AWS::NoValue\n",
+			"secret:parley/*", false},
 		{"missing action", "                  - sqs:GetQueueUrl\n", "", "sqs:GetQueueUrl", false},
 		{"wider resource", "Resource: !Ref SigningSecret", "Resource: '*'", "SigningSecret", false},
 		{"managed policy", "policy/service-role/AWSLambdaBasicExecutionRole", "policy/AdministratorAccess", "ManagedPolicies", false},
@@ -314,8 +335,6 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"llm key resource", "${LlmApiKeySecretName}-??????", "${LlmApiKeySecretName}*", "parley/openai*", true},
 		{"llm key statement condition", "                - IsLlmBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue",
 			"                - IsHttpBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue", true},
-		{"llm history statement condition", "                - IsLlmBot\n                - Effect: Allow\n                  Action: dynamodb:Query",
-			"                - IsHttpBot\n                - Effect: Allow\n                  Action: dynamodb:Query", "dynamodb:Query", true},
 		{"llm key action", "Action: secretsmanager:GetSecretValue\n                  Resource: !Sub", "Action: secretsmanager:*\n                  Resource: !Sub", "secretsmanager:*", true},
 	}
 	for _, tt := range tests {

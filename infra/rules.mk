@@ -8,7 +8,8 @@
 #
 # Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, DELIVERY_TIMEOUT,
 # MAX_CONCURRENCY, RECORD_TTL, HISTORY_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy),
-# CDK_FLAGS (extra CLI flags); the bot, which runs in the delivery function: BOT
+# CDK_FLAGS (extra CLI flags); the default channel's bot, which runs in the delivery
+# function (other channels are created with `parley channel create`, infra/README.md): BOT
 # (echo|rules|llm|http), BOT_TIMEOUT (the delivery function's timeout and the queue's
 # visibility follow it), RULES_FILE (bot=rules; relative to the repository root), HTTP_BOT_URL
 # (bot=http), LLM_MODEL and LLM_API_KEY_SECRET_NAME (bot=llm, required), LLM_PROVIDER,
@@ -78,7 +79,7 @@ cdk-bootstrap: $(CDK_STAMP) ## once per account and region: cdk bootstrap (AWS c
 	$(CDK) bootstrap $(CDK_FLAGS)
 
 deploy: $(CDK_STAMP) ## deploy Parley-$(STAGE); needs RESPONSE_ENDPOINT_URL=https://… and AWS credentials
-	@test -n "$(RESPONSE_ENDPOINT_URL)" || { echo "deploy needs RESPONSE_ENDPOINT_URL=https://… (where bot messages are POSTed)" >&2; exit 1; }
+	@test -n "$(RESPONSE_ENDPOINT_URL)" || { echo "deploy needs RESPONSE_ENDPOINT_URL=https://… (where the default channel's bot messages are POSTed)" >&2; exit 1; }
 	$(CDK) deploy $(CDK_CONTEXT) -c responseEndpointUrl='$(RESPONSE_ENDPOINT_URL)' $(CDK_FLAGS)
 
 destroy: $(CDK_STAMP) ## delete Parley-$(STAGE) (the table and log groups stay unless REMOVAL_POLICY=destroy was deployed)

@@ -26,39 +26,52 @@ import (
 // keeps the two in step.
 const (
 	inboundMemoryMB = 256
-	// inboundTimeoutSeconds: the inbound function makes at most three AWS calls (token,
-	// PutItem, SendMessage), each bounded at 3 s (inbound.DefaultCallTimeout).
-	inboundTimeoutSeconds = 10
+	// inboundTimeoutSeconds: API Gateway gives up on its integration after 30 s, so 29.
+	// An erasure (DELETE /v1/conversations/{id}, DELETE /v1/users/{id}) takes up to
+	// inbound.EraseTimeout, 20 s, after the token lookup; every other request makes a few
+	// calls, each bounded at 3 s in code (inbound.DefaultCallTimeout). timing_test.go
+	// checks both against the root module's constants.
+	inboundTimeoutSeconds = 29
 	deliveryMemoryMB      = 256
 	esmBatchSize          = 10 // the FIFO maximum
 	signingSecretLength   = 44 // alphanumeric, so valid base64 for a 33-byte key
+	// channelKeySecrets is the naming convention for the Secrets Manager secrets that
+	// hold channels' llm API keys (parley channel create --llm-api-key-secret): the
+	// operator creates them, the delivery function may read any secret named so.
+	channelKeySecrets = "parley/*"
 )
 
 // Actions each function may perform, and nothing more. Listed here so the tests can
 // compare them with the synthesized policies and with template.yaml.
 var (
-	// The token lookup and the replay check (GetItem), the message record (PutItem),
-	// the history API, GET /v1/conversations/{id}/messages (Query).
-	inboundTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+	// The token lookup and the replay check (GetItem); the message record, a bot
+	// message's record and an erasure's tombstones (PutItem); the history, the
+	// conversation's user for a bot message and the conversation an erasure reads
+	// (Query); the user erasure's search for the user's conversations (Scan); the
+	// erasure's deletes (BatchWriteItem).
+	inboundTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem"}
 	inboundQueueActions = []string{"sqs:SendMessage"}
 	// The event source grants these on the delivery queue; IAM authorizes the function's
 	// own DeleteMessageBatch and ChangeMessageVisibilityBatch calls under DeleteMessage
 	// and ChangeMessageVisibility (SQS has no separate batch actions).
 	deliveryQueueActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 	deliveryDLQActions   = []string{"sqs:SendMessage"}
-	deliverySecretAction = []string{"secretsmanager:GetSecretValue"}
-	// The record and exchange of a job that may have run before (BatchGetItem), the
-	// exchange (PutItem, GetItem when it exists), attempt counts and take-overs
-	// (UpdateItem), and tombstones (DeleteItem).
-	deliveryTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-	// bot=llm only: the conversation's recent history (Query) and the API key.
-	deliveryLLMTableActions = []string{"dynamodb:Query"}
-	deliveryLLMKeyActions   = []string{"secretsmanager:GetSecretValue"}
+	// The default channel's signing secret; the llm API keys of the other channels
+	// (channelKeySecrets); with bot=llm, the default channel's key.
+	deliverySecretActions = []string{"secretsmanager:GetSecretValue"}
+	// A channel's settings and the exchange when it exists (GetItem), the record and
+	// exchange of a job that may have run before (BatchGetItem), the exchange (PutItem),
+	// attempt counts and take-overs (UpdateItem), tombstones (DeleteItem), and the
+	// conversation's recent history for an llm bot (Query): any channel may have one,
+	// whatever the default channel's bot.
+	deliveryTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}
 )
 
 // NewParleyStack defines the whole deployment: the webhook API and inbound function,
 // the table, the FIFO delivery queue and its dead-letter queue, the delivery function
-// (which runs the bot), the signing secret, and the alarms.
+// (which runs the bots), the signing secret, and the alarms. The configuration is the
+// default channel's (the functions' environment); every other channel is data in the
+// table, created with the CLI, and needs nothing here.
 func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(cfg.StackName()), &awscdk.StackProps{
 		Description: jsii.String("Parley Messaging API (" + cfg.Stage + ")"),
@@ -118,7 +131,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 
 	// The inbound function accepts and hands off: no bot setting reaches it.
 	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
-		Description: jsii.String("Parley inbound: accepts user messages from the webhook API and queues each turn"),
+		Description: jsii.String("Parley inbound: the webhook API; queues user and bot messages, serves history and erasure"),
 		Code:        functionCode(repoRoot, "./functions/inbound"),
 		MemorySize:  jsii.Number(inboundMemoryMB),
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(inboundTimeoutSeconds)),
@@ -175,7 +188,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	}
 
 	delivery := newFunction(stack, "Delivery", removal, &awslambda.FunctionProps{
-		Description: jsii.String("Parley delivery: runs the bot for each turn and POSTs its messages to the Response Endpoint"),
+		Description: jsii.String("Parley delivery: runs each channel's bot for each turn and POSTs its messages to the channel's Response Endpoint"),
 		Code:        functionCode(repoRoot, "./functions/delivery", deliveryFiles...),
 		MemorySize:  jsii.Number(deliveryMemoryMB),
 		Timeout:     awscdk.Duration_Seconds(jsii.Number(cfg.Timing.FunctionTimeout.Seconds())),
@@ -189,20 +202,27 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		MaxConcurrency:          jsii.Number(float64(cfg.MaxConcurrency)),
 	}))
 	allow(delivery, deliveryDLQActions, deadLetters.QueueArn())
-	allow(delivery, deliverySecretAction, secret.SecretArn())
+	allow(delivery, deliverySecretActions, secret.SecretArn())
+	// Not the channels' own signing secrets: those are in the table, which is
+	// encrypted at rest.
+	allow(delivery, deliverySecretActions, stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
+		ResourceName: jsii.String(channelKeySecrets), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	}))
 	allow(delivery, deliveryTableActions, table.TableArn())
 	if llmKey != nil {
-		allow(delivery, deliveryLLMTableActions, table.TableArn())
 		// The secret's complete ARN ends in "-" and six random characters. Not grantRead:
 		// it adds secretsmanager:DescribeSecret, which the function does not call.
-		allow(delivery, deliveryLLMKeyActions, jsii.String(*llmKey.SecretArn()+"-??????"))
+		allow(delivery, deliverySecretActions, jsii.String(*llmKey.SecretArn()+"-??????"))
 	}
 
-	// The $default route sends every method and path to the function, which answers
-	// POST / and gives everything else the contract's JSON 404 or 405.
+	// The $default route sends every method and path to the function, which routes
+	// every endpoint of docs/api.md itself (POST /, GET and POST
+	// /v1/conversations/{id}/messages, DELETE /v1/conversations/{id}, DELETE
+	// /v1/users/{id}, ...) and gives everything else the contract's JSON 404 or 405.
 	api := awsapigatewayv2.NewHttpApi(stack, jsii.String("HttpApi"), &awsapigatewayv2.HttpApiProps{
 		ApiName:            jsii.String(cfg.StackName()),
-		Description:        jsii.String("Parley webhook: POST / with a user message"),
+		Description:        jsii.String("Parley webhook API: user messages, bot messages, history, erasure"),
 		DefaultIntegration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Inbound"), inbound, nil),
 		CreateDefaultStage: jsii.Bool(true),
 	})
@@ -212,8 +232,8 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	output(stack, "WebhookUrl", api.Url(), "POST user messages here")
 	output(stack, "QueueUrl", queue.QueueUrl(), "delivery queue (FIFO)")
 	output(stack, "DeadLetterQueueUrl", deadLetters.QueueUrl(), "messages that could not be delivered")
-	output(stack, "TableName", table.TableName(), "message records, conversation history and tokens")
-	output(stack, "SigningSecretArn", secret.SecretArn(), "webhook signing key")
+	output(stack, "TableName", table.TableName(), "channels, tokens, message records and conversation history")
+	output(stack, "SigningSecretArn", secret.SecretArn(), "the default channel's webhook signing key")
 	return stack
 }
 

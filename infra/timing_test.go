@@ -34,6 +34,8 @@ func main() {
 		"minRecordTTL":      inbound.MinRecordTTL,
 		"minHistoryTTL":     delivery.MinHistoryTTL,
 		"maxReceives":       delivery.MaxReceives,
+		"eraseTimeout":      inbound.EraseTimeout,
+		"callTimeout":       inbound.DefaultCallTimeout,
 	}
 	var timings [][2]time.Duration
 	for _, arg := range os.Args[1:] {
@@ -47,6 +49,10 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 `
+
+// apiGatewayTimeout is the HTTP API's integration timeout, which the inbound function's
+// must stay under.
+const apiGatewayTimeout = 30 * time.Second
 
 // TestTimingMatchesApplication: the CDK app copies the delivery side's timing rule and
 // limits (it cannot import the root module); the root module's own functions and
@@ -82,6 +88,7 @@ func TestTimingMatchesApplication(t *testing.T) {
 	var app struct {
 		MaxBotTimeout, DefaultBotTimeout, MaxVisibility, MaxSendTimeout time.Duration
 		MinRecordTTL, MinHistoryTTL                                     time.Duration
+		EraseTimeout, CallTimeout                                       time.Duration
 		MaxReceives                                                     int
 		Timings                                                         [][2]time.Duration
 	}
@@ -107,6 +114,15 @@ func TestTimingMatchesApplication(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: got %s, the application has %s", c.name, c.got, c.want)
 		}
+	}
+	// The inbound function's timeout: an erasure after its token lookup, within API
+	// Gateway's integration timeout.
+	inbound := time.Duration(inboundTimeoutSeconds) * time.Second
+	if need := app.CallTimeout + app.EraseTimeout; inbound <= need {
+		t.Errorf("inbound timeout %s: an erasure takes up to %s (token lookup %s, inbound.EraseTimeout %s)", inbound, need, app.CallTimeout, app.EraseTimeout)
+	}
+	if inbound >= apiGatewayTimeout {
+		t.Errorf("inbound timeout %s: API Gateway gives up after %s, want less", inbound, apiGatewayTimeout)
 	}
 	if maxReceiveCount != app.MaxReceives {
 		t.Errorf("maxReceiveCount: got %d, delivery.MaxReceives is %d", maxReceiveCount, app.MaxReceives)
