@@ -108,6 +108,10 @@ func (f channelFlags) botSpec() (message.BotSpec, bool, error) {
 		}
 		spec.Rules, given = b, true
 	}
+	if s := *f.llmKeySecret; s != "" && !strings.HasPrefix(s, "parley/") && !strings.Contains(s, ":secret:parley/") {
+		// The delivery function may read only secrets named parley/… (infra/README.md).
+		return spec, false, fmt.Errorf("--llm-api-key-secret %q: name the secret parley/… (the functions may read only those)", s)
+	}
 	if *f.llmModel != "" || *f.llmProvider != "" || *f.llmKeySecret != "" || *f.llmKey != "" {
 		spec.LLM = &message.LLMSpec{Provider: *f.llmProvider, BaseURL: *f.llmBaseURL, Model: *f.llmModel,
 			APIKeySecret: *f.llmKeySecret, APIKey: *f.llmKey, SystemPrompt: *f.llmPrompt}

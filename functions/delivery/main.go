@@ -27,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -112,7 +113,8 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	def := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: s.Policy}
+	def := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout,
+		Policy: s.Policy, Limiter: delivery.NewLimiter(s.RateLimit)}
 	if sm == nil {
 		sm = awsenv.SecretsManager(awsCfg, getenv)
 	}
@@ -120,7 +122,7 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	// from Secrets Manager, each kept five.
 	channels := channel.NewRegistry(def, store, channel.Builder{Settings: s, History: store, Secrets: awsenv.NewSecrets(sm, 5*time.Minute)})
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, cfg.deadURL)
-	return delivery.New(store, queue, channels, delivery.Config{HistoryTTL: s.HistoryTTL}, log), nil
+	return delivery.New(store, queue, channels, delivery.Config{HistoryTTL: s.HistoryTTL, Disable: s.Disable, Metrics: metrics.Recorder{On: true}}, log), nil
 }
 
 // readSigningSecret reads the signing secret once per cold start. Secrets Manager makes

@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/inbound"
+	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 )
@@ -58,5 +59,5 @@ func setup(getenv func(string) string, log *slog.Logger) (*inbound.Handler, erro
 	}
 	store := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, "")
-	return inbound.New(store, queue, token.NewTable(store, time.Minute), inbound.Config{RecordTTL: cfg.recordTTL}, log), nil
+	return inbound.New(store, queue, token.NewTable(store, time.Minute), inbound.Config{RecordTTL: cfg.recordTTL, Metrics: metrics.Recorder{On: true}}, log), nil
 }

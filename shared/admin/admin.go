@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/token"
+	"github.com/parley-chat/parley/shared/webhook"
 )
 
 // Store keeps channels and tokens.
@@ -79,6 +80,11 @@ func (s *Service) CreateChannel(ctx context.Context, c message.Channel) (Created
 	c.UpdatedAt = c.CreatedAt
 	if err := c.Check(); err != nil {
 		return Created{}, err
+	}
+	// Check looks at the whsec_ prefix only: a secret that does not decode would fail
+	// every delivery of the channel, when its sender is built.
+	if _, err := webhook.ParseSecrets(c.SigningSecrets); err != nil {
+		return Created{}, message.Invalidf("signingSecrets", "invalid_channel", "signingSecrets: %s", err)
 	}
 	if err := s.store.PutChannel(ctx, c, true); err != nil {
 		return Created{}, fmt.Errorf("channel %s: %w", c.ID, err)

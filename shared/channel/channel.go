@@ -142,7 +142,7 @@ func (b Builder) Build(ctx context.Context, c message.Channel) (*delivery.Channe
 	}
 	bt, err := bot.New(c.Bot.Kind, opts)
 	if err != nil {
-		return nil, fmt.Errorf("bot: %w", err)
+		return nil, fmt.Errorf("%s: %w", botField(c.Bot.Kind), err)
 	}
 	signer, err := webhook.NewSigner(c.SigningSecrets)
 	if err != nil {
@@ -160,5 +160,19 @@ func (b Builder) Build(ctx context.Context, c message.Channel) (*delivery.Channe
 			return nil, fmt.Errorf("retry: %w", err)
 		}
 	}
-	return &delivery.Channel{ID: c.ID, Bot: bt, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: policy}, nil
+	return &delivery.Channel{ID: c.ID, Bot: bt, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: policy,
+		Limiter: delivery.NewLimiter(c.RateLimit)}, nil
+}
+
+// botField names the channel field a bot of kind is built from, for its errors.
+func botField(kind string) string {
+	switch kind {
+	case "rules":
+		return "bot.rules"
+	case "llm":
+		return "bot.llm"
+	case "http":
+		return "bot.httpUrl"
+	}
+	return "bot.kind"
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/shared/envvar"
+	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -28,12 +29,15 @@ func VisibilityTimeout(botTimeout time.Duration) time.Duration {
 	return min(6*FunctionTimeout(botTimeout), MaxVisibility)
 }
 
-// Settings are the delivery side's settings that are the same for every channel.
+// Settings are the delivery side's settings: the default channel's, and for every
+// channel what it does not set itself.
 type Settings struct {
 	Policy      Policy
 	SendTimeout time.Duration // one POST
 	BotTimeout  time.Duration
 	HistoryTTL  time.Duration
+	Disable     message.DisableRule // when a failing endpoint is disabled
+	RateLimit   float64             // the default channel's POSTs a second per function; 0: none
 }
 
 // ConfigFromEnv reads the retry budget, the timeouts and the history TTL —
@@ -46,10 +50,16 @@ func ConfigFromEnv(r *envvar.Reader) Settings {
 	p.MinDelay = r.Duration("PARLEY_RETRY_MIN_DELAY", p.MinDelay, time.Millisecond, MaxVisibility)
 	p.MaxDelay = r.Duration("PARLEY_RETRY_MAX_DELAY", p.MaxDelay, time.Millisecond, MaxVisibility)
 	p.MaxAttempts = r.Int("PARLEY_MAX_ATTEMPTS", p.MaxAttempts, 1, 100)
+	p.HoldLimit = r.Duration("PARLEY_HOLD_LIMIT", p.HoldLimit, 0, 7*24*time.Hour)
 	if err := p.Validate(); err != nil {
-		r.Check(fmt.Errorf("retry budget (PARLEY_RETRY_MIN_DELAY, PARLEY_RETRY_MAX_DELAY, PARLEY_MAX_ATTEMPTS): %w", err))
+		r.Check(fmt.Errorf("retry budget (PARLEY_RETRY_MIN_DELAY, PARLEY_RETRY_MAX_DELAY, PARLEY_MAX_ATTEMPTS, PARLEY_HOLD_LIMIT): %w", err))
 	}
 	return Settings{
+		Disable: message.DisableRule{
+			Failures: r.Int("PARLEY_DISABLE_AFTER_FAILURES", 20, 0, 100000),
+			Span:     r.Duration("PARLEY_DISABLE_AFTER", 24*time.Hour, 0, Retention),
+		},
+		RateLimit:   r.Float64("PARLEY_ENDPOINT_RATE_LIMIT", 0, 0, 10000),
 		Policy:      p,
 		SendTimeout: r.Duration("PARLEY_DELIVERY_TIMEOUT", webhook.DefaultTimeout, time.Millisecond, webhook.MaxTimeout),
 		BotTimeout:  r.Duration("PARLEY_BOT_TIMEOUT", DefaultBotTimeout, time.Millisecond, MaxBotTimeout),

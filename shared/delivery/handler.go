@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -35,6 +36,7 @@ type Channel struct {
 	// SendTimeout bounds one POST: no attempt is started with less time left.
 	SendTimeout time.Duration
 	Policy      Policy
+	Limiter     *Limiter // nil: no rate limit
 }
 
 // Channels finds a channel by id.
@@ -64,6 +66,16 @@ type Store interface {
 	Progress(ctx context.Context, key message.Key, delivered int) error
 	// DropTombstone deletes the tombstone an erasure left for a waiting job.
 	DropTombstone(ctx context.Context, x message.Exchange) error
+
+	// LogAttempt adds a to a bot message's attempt log and sets its status.
+	LogAttempt(ctx context.Context, l message.DeliveryLog, a message.Attempt, expiresAt time.Time) error
+	// Health reads a channel endpoint's health.
+	Health(ctx context.Context, channel string) (message.Health, error)
+	// EndpointFailed counts a failed attempt in the endpoint's streak and disables the
+	// endpoint when gone (a 410) or when the rule says so; it returns the health after.
+	EndpointFailed(ctx context.Context, channel string, a message.Attempt, gone bool, rule message.DisableRule, now time.Time) (message.Health, error)
+	// EndpointRecovered ends a streak of failures after a success.
+	EndpointRecovered(ctx context.Context, channel string) error
 }
 
 // Queue is what the handler does to the queue it consumes.
@@ -87,6 +99,17 @@ type Config struct {
 	EarlyAck time.Duration
 	// CallTimeout bounds each store and queue call. Default 5s.
 	CallTimeout time.Duration
+	// Disable says when a failing endpoint is disabled; zero: never by count (a 410
+	// still disables).
+	Disable message.DisableRule
+	// HealthTTL is how long a function keeps an endpoint's health before it reads it
+	// again. Default a minute.
+	HealthTTL time.Duration
+	// DisabledPause is how long a disabled endpoint's jobs wait before they look
+	// again, in the first hour; fifteen times that after. Default a minute.
+	DisabledPause time.Duration
+	// Metrics adds CloudWatch metrics (Embedded Metric Format) to the log lines.
+	Metrics metrics.Recorder
 	// Fault, for fault-injection tests, is called after each step of a job
 	// ("answered": the bot answered; "stored": the exchange is written; "delivered":
 	// one bot message was POSTed); an error it returns abandons the batch there, as a
@@ -106,6 +129,7 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	spread   func() float64 // the jitter factor's random part, in [-1, 1)
+	health   healthCache
 }
 
 // New returns a Handler.
@@ -117,8 +141,15 @@ func New(store Store, queue Queue, channels Channels, cfg Config, log *slog.Logg
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Second
 	}
+	if cfg.DisabledPause <= 0 {
+		cfg.DisabledPause = time.Minute
+	}
+	if cfg.HealthTTL <= 0 {
+		cfg.HealthTTL = time.Minute
+	}
 	return &Handler{store: store, queue: queue, channels: channels, cfg: cfg, log: log, now: time.Now,
-		spread: func() float64 { return 2*rand.Float64() - 1 }}
+		spread: func() float64 { return 2*rand.Float64() - 1 },
+		health: healthCache{ttl: cfg.HealthTTL, items: map[string]cachedHealth{}}}
 }
 
 // errCrash is what Config.Fault makes a job return: the batch is abandoned.
@@ -285,6 +316,16 @@ func (h *Handler) runJob(ctx context.Context, m events.SQSMessage, rest []events
 	if !h.timeFor(ctx, jb.ch.BotTimeout+jb.ch.SendTimeout) {
 		return handBack, 0, nil
 	}
+	if hl := h.healthOf(ctx, jb.ch.ID); hl.Disabled {
+		// Nothing is attempted and nothing is counted: the job waits, in order.
+		d := h.pauseFor(hl)
+		_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{m.ReceiptHandle}, d) })
+		jb.log.InfoContext(ctx, "held: the endpoint is disabled", slog.Float64("retryInSeconds", d.Seconds()))
+		return retry, d, nil
+	}
+	if jb.j.Kind == message.KindReplay {
+		return h.replay(ctx, jb, rest)
+	}
 
 	// A job received for the first time, sent once and not redriven, has never run:
 	// nothing to read. Any other may have, and is checked first, so a bot never runs
@@ -330,7 +371,39 @@ func (h *Handler) runJob(ctx context.Context, m events.SQSMessage, rest []events
 			return o, delay, err
 		}
 	}
-	return h.deliver(ctx, jb, x, rest)
+	return h.deliver(ctx, jb, x, jb.rec.Delivered, len(x.Outgoing()), rest)
+}
+
+// replay sends one bot message of a stored exchange again: the same webhook-id, a
+// fresh signature. It always reads, since a replay is never the happy path.
+func (h *Handler) replay(ctx context.Context, jb *job, rest []events.SQSMessage) (outcome, time.Duration, error) {
+	t := jb.j.Target
+	var recFound, xFound bool
+	var x message.Exchange
+	err := h.call(ctx, func(ctx context.Context) (err error) {
+		jb.rec, recFound, _, _, err = h.store.Load(ctx, jb.j.Key, jb.j.CreatedAt)
+		if err == nil && recFound {
+			target := message.Key{Channel: jb.j.Channel, ConversationRef: jb.j.ConversationRef, Ref: t.Ref}
+			_, _, x, xFound, err = h.store.Load(ctx, target, t.CreatedAt)
+		}
+		return err
+	})
+	if err != nil {
+		return h.unavailable(ctx, jb, "load", err)
+	}
+	i := -1
+	if recFound && xFound && !x.Tombstone {
+		for n, e := range x.Outgoing() {
+			if e.ID == t.WebhookID {
+				i = n
+			}
+		}
+	}
+	if i < 0 {
+		jb.log.InfoContext(ctx, "dropped", slog.String("why", "the message to replay is gone"), slog.String("webhookId", t.WebhookID))
+		return done, 0, nil
+	}
+	return h.deliver(ctx, jb, x, i, i+1, rest)
 }
 
 // answer runs the bot for a turn (a push is its own answer) and stores the exchange.
@@ -351,10 +424,12 @@ func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage)
 			if errors.As(err, &busy) {
 				retryAfter = busy.RetryAfter
 			}
-			o, d := h.failed(ctx, jb, -1, 0, "bot: "+botReason(err), retryAfter, rest)
+			o, d := h.failed(ctx, jb, -1, 0, "bot: "+botReason(err), retryAfter, rest, nil)
 			return x, o, d, nil
 		}
 		x = message.Answer(turn, jb.j.CreatedAt, replies, h.now().UTC())
+		jb.log.InfoContext(ctx, "answered", append([]any{slog.Int("replies", len(replies))},
+			h.metricArgs(metricOne("Turns"), metricMillis("BotLatency", time.Since(start)))...)...)
 	}
 	if err := h.step("answered"); err != nil {
 		return x, done, 0, err
@@ -369,7 +444,7 @@ func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage)
 	if err != nil {
 		// The answer is lost with this attempt; the retry asks the bot again. Nothing
 		// was delivered, so nothing can differ.
-		o, d := h.failed(ctx, jb, -1, 0, "store the answer: "+err.Error(), 0, rest)
+		o, d := h.failed(ctx, jb, -1, 0, "store the answer: "+err.Error(), 0, rest, nil)
 		return x, o, d, nil
 	}
 	if !stored {
@@ -412,12 +487,11 @@ func botReason(err error) string {
 	return err.Error()
 }
 
-// deliver POSTs the exchange's bot messages from the first not yet delivered.
-func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, rest []events.SQSMessage) (outcome, time.Duration, error) {
-	out := x.Outgoing()
-	for i := jb.rec.Delivered; i < len(out); i++ {
+// deliver POSTs the exchange's bot messages start to end (exclusive).
+func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, start, end int, rest []events.SQSMessage) (outcome, time.Duration, error) {
+	for i := start; i < end; i++ {
 		if !h.timeFor(ctx, jb.ch.SendTimeout) {
-			if i > jb.rec.Delivered {
+			if i > start {
 				_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
 			}
 			return handBack, 0, nil
@@ -426,24 +500,55 @@ func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, rest
 		if err != nil {
 			return h.deadLetter(ctx, jb, i, err.Error(), 0, nil), 0, nil
 		}
+		if !jb.ch.Limiter.Wait(ctx) {
+			return handBack, 0, nil
+		}
 		o := jb.ch.Sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
-		log := jb.log.With(slog.String("webhookId", d.ID), slog.Int("status", o.Status), slog.Float64("latencyMs", float64(o.Duration.Microseconds())/1000))
-		if o.Class == webhook.Delivered {
-			log.InfoContext(ctx, "delivered")
+		a := attemptOf(o, h.now())
+		log := jb.log.With(slog.String("webhookId", d.ID), slog.Int("status", o.Status), slog.Float64("latencyMs", a.LatencyMs))
+		switch o.Class {
+		case webhook.Delivered:
+			log.InfoContext(ctx, "delivered", h.metricArgs(metricOne("Delivered"), metricMillis("DeliveryLatency", o.Duration))...)
+			if jb.rec.Attempts > 0 && jb.rec.Step == i {
+				h.logAttempt(ctx, jb, x, d.ID, a, message.StatusDelivered)
+			}
+			h.endpointRecovered(ctx, jb.ch.ID)
 			if err := h.step("delivered"); err != nil {
 				return done, 0, err
 			}
 			continue
+		case webhook.Permanent:
+			jb.log = log
+			rec, _ := h.count(ctx, jb, i, i)
+			a.Outcome = "dead"
+			h.logAttempt(ctx, jb, x, d.ID, a, message.StatusDead)
+			return h.deadLetter(ctx, jb, i, "cannot be sent: "+o.Reason, max(rec.Attempts, 1), nil), 0, nil
+		case webhook.Gone:
+			// The receiver says the endpoint is gone: disable it, and keep the job, in
+			// order, uncounted, until an operator enables the endpoint again.
+			jb.log = log
+			hl := h.endpointFailed(ctx, jb, a, true)
+			h.logAttempt(ctx, jb, x, d.ID, a, message.StatusRetrying)
+			if i > start {
+				_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
+			}
+			pause := h.pauseFor(hl)
+			_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, pause) })
+			return retry, pause, nil
 		}
 		jb.log = log
-		if o.Class == webhook.Permanent {
-			rec, _ := h.count(ctx, jb, i, i)
-			return h.deadLetter(ctx, jb, i, "permanent failure: "+o.Reason, max(rec.Attempts, 1), nil), 0, nil
-		}
-		oc, delay := h.failed(ctx, jb, i, i, o.Reason, o.RetryAfter, rest)
+		h.endpointFailed(ctx, jb, a, false)
+		oc, delay := h.failed(ctx, jb, i, i, reasonOf(o), o.RetryAfter, rest, &logged{x, d.ID, a})
 		return oc, delay, nil
 	}
 	return done, 0, nil
+}
+
+// logged is a failed POST's attempt, to be logged with the status its settling gives.
+type logged struct {
+	x         message.Exchange
+	webhookID string
+	a         message.Attempt
 }
 
 // count records a failed attempt; when the record cannot be written, SQS's receive
@@ -466,8 +571,8 @@ func (h *Handler) count(ctx context.Context, jb *job, step, delivered int) (mess
 }
 
 // failed settles a failed attempt: a retry after the backoff, or the dead-letter
-// queue when the budget is spent.
-func (h *Handler) failed(ctx context.Context, jb *job, step, delivered int, reason string, retryAfter time.Duration, rest []events.SQSMessage) (outcome, time.Duration) {
+// queue when the budget is spent or the job has held its conversation too long.
+func (h *Handler) failed(ctx context.Context, jb *job, step, delivered int, reason string, retryAfter time.Duration, rest []events.SQSMessage, l *logged) (outcome, time.Duration) {
 	rec, err := h.count(ctx, jb, step, delivered)
 	if errors.Is(err, message.ErrGone) {
 		jb.log.InfoContext(ctx, "dropped", slog.String("why", "erased"))
@@ -475,16 +580,38 @@ func (h *Handler) failed(ctx context.Context, jb *job, step, delivered int, reas
 	}
 	jb.rec = rec
 	p := jb.ch.Policy
+	dead := func(reason string, extra map[string]string) (outcome, time.Duration) {
+		if l != nil {
+			l.a.Outcome = "dead"
+			h.logAttempt(ctx, jb, l.x, l.webhookID, l.a, message.StatusDead)
+		}
+		return h.deadLetter(ctx, jb, step, reason, rec.Attempts, extra), 0
+	}
 	if rec.Attempts >= p.MaxAttempts {
-		return h.deadLetter(ctx, jb, step, fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, reason), rec.Attempts, nil), 0
+		return dead(fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, reason), nil)
+	}
+	if len(rest) > 0 && p.HoldLimit > 0 && !rec.FailingSince.IsZero() && h.now().Sub(rec.FailingSince) >= p.HoldLimit {
+		// Strict order for ever would hold every later message of the conversation as
+		// long as this one keeps failing: past the limit it steps aside.
+		var refs []string
+		for _, m := range rest {
+			if j, err := message.DecodeJob([]byte(m.Body)); err == nil {
+				refs = append(refs, j.Ref)
+			}
+		}
+		return dead(fmt.Sprintf("held its conversation for more than %s after %d attempts: %s", p.HoldLimit, rec.Attempts, reason),
+			map[string]string{message.AttrOvertakenBy: overtaken(refs)})
+	}
+	if l != nil {
+		h.logAttempt(ctx, jb, l.x, l.webhookID, l.a, message.StatusRetrying)
 	}
 	delay := p.RetryDelay(rec.Attempts, 1+p.Jitter*h.spread(), retryAfter)
 	if err := h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, delay) }); err != nil {
 		// The job comes back after the queue's own visibility timeout instead.
 		jb.log.WarnContext(ctx, "set retry delay", slog.String("error", err.Error()))
 	}
-	jb.log.WarnContext(ctx, "retry", slog.Int("attempt", rec.Attempts), slog.Int("step", step), slog.String("reason", reason),
-		slog.Float64("retryInSeconds", delay.Seconds()))
+	jb.log.WarnContext(ctx, "retry", append([]any{slog.Int("attempt", rec.Attempts), slog.Int("step", step), slog.String("reason", reason),
+		slog.Float64("retryInSeconds", delay.Seconds())}, h.metricArgs(metricOne("FailedAttempts"))...)...)
 	return retry, delay
 }
 
@@ -511,7 +638,8 @@ func (h *Handler) deadLetter(ctx context.Context, jb *job, step int, reason stri
 		jb.log.ErrorContext(ctx, "dead-letter", slog.String("reason", reason), slog.String("error", err.Error()))
 		return retry // keep it on the queue: never drop a job
 	}
-	jb.log.ErrorContext(ctx, "dead-lettered", slog.String("reason", reason), slog.Int("attempts", attempts))
+	jb.log.ErrorContext(ctx, "dead-lettered", append([]any{slog.String("reason", reason), slog.Int("attempts", attempts)},
+		h.metricArgs(metricOne("DeadLettered"))...)...)
 	return done
 }
 
@@ -608,4 +736,18 @@ func (s single) Channel(ctx context.Context, id string) (*Channel, error) {
 		return nil, fmt.Errorf("%w: %q", ErrNoChannel, id)
 	}
 	return s.ch, nil
+}
+
+func metricOne(name string) metrics.Value { return metrics.One(name) }
+
+func metricMillis(name string, d time.Duration) metrics.Value { return metrics.Millis(name, d) }
+
+// metricArgs are the log attributes that carry values as CloudWatch metrics.
+func (h *Handler) metricArgs(values ...metrics.Value) []any {
+	attrs := h.cfg.Metrics.Attrs(h.now(), values...)
+	out := make([]any, len(attrs))
+	for i, a := range attrs {
+		out[i] = a
+	}
+	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -150,6 +151,11 @@ type options struct {
 	budget      time.Duration
 	crash       func(step string) error
 	noPoll      bool // the test runs batches itself
+	disable     message.DisableRule
+	pause       time.Duration
+	log         *slog.Logger
+	metrics     bool
+	healthTTL   time.Duration
 }
 
 // start runs the inbound handler, an embedded queue and store, and a poller that runs
@@ -170,7 +176,11 @@ func start(t *testing.T, url string, bot delivery.Bot, o options) *stack {
 	s := &stack{queue: inmem.NewQueue(inmem.QueueConfig{VisibilityTimeout: o.visibility, MaxReceives: 1000}), store: inmem.NewStore()}
 	s.ch = &delivery.Channel{ID: message.DefaultChannel, Bot: bot, BotTimeout: o.botTimeout, Sender: sender, SendTimeout: o.sendTimeout, Policy: o.policy}
 	s.in = inbound.New(s.store, s.queue, token.NewStatic("t"), inbound.Config{}, quiet)
-	s.h = delivery.New(s.store, s.queue, delivery.Single(s.ch), delivery.Config{CallTimeout: 500 * time.Millisecond, Fault: o.crash}, quiet)
+	if o.log == nil {
+		o.log = quiet
+	}
+	s.h = delivery.New(s.store, s.queue, delivery.Single(s.ch), delivery.Config{CallTimeout: 500 * time.Millisecond, Fault: o.crash,
+		Disable: o.disable, DisabledPause: o.pause, HealthTTL: o.healthTTL, Metrics: metrics.Recorder{On: o.metrics}}, o.log)
 	if o.noPoll {
 		return s
 	}
@@ -460,7 +470,10 @@ func TestReceiverOutcomes(t *testing.T) {
 		{"429 with Retry-After then 200", func(n int, _ *http.Request) int { return map[bool]int{true: 429, false: 200}[n == 1] }, "1", 2, "", []time.Duration{time.Second}},
 		// A receiver's Retry-After is honoured up to the configured maximum delay.
 		{"Retry-After beyond the maximum delay", func(n int, _ *http.Request) int { return map[bool]int{true: 429, false: 200}[n == 1] }, "999999", 2, "", []time.Duration{time.Second}},
-		{"404 is permanent", func(int, *http.Request) int { return 404 }, "", 1, "permanent failure: http 404", nil},
+		// Every non-2xx is retried: a receiver answering 404 during its own deploy loses nothing.
+		{"404 then 200", func(n int, _ *http.Request) int { return map[bool]int{true: 404, false: 200}[n == 1] }, "", 2, "", []time.Duration{100 * time.Millisecond}},
+		{"401 and 301 then 200", func(n int, _ *http.Request) int { return map[int]int{1: 401, 2: 301}[n] + map[bool]int{true: 200}[n > 2] }, "", 3, "",
+			[]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}},
 		{"always 503: budget", func(int, *http.Request) int { return 503 }, "", 4, "gave up after 4 attempts: http 503",
 			[]time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond}},
 	} {

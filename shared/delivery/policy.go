@@ -28,11 +28,15 @@ type Policy struct {
 	// Jitter spreads each delay by up to ± this fraction, so receivers coming back
 	// from an outage are not hit by every message at once.
 	Jitter float64
+	// HoldLimit is how long a failing message may hold the rest of its conversation
+	// back; past it, it goes to the dead-letter queue and the conversation goes on.
+	// 0: strict order for ever.
+	HoldLimit time.Duration
 }
 
 // DefaultPolicy spaces 11 attempts over about 26 hours: 5s, 15s, 45s, 2m15s, ~7m,
 // ~20m, ~1h, ~3h, ~9h, 12h — seconds first, then hours, like Svix and Standard Webhooks.
-var DefaultPolicy = Policy{MinDelay: 5 * time.Second, MaxDelay: MaxVisibility, MaxAttempts: 11, Jitter: 0.2}
+var DefaultPolicy = Policy{MinDelay: 5 * time.Second, MaxDelay: MaxVisibility, MaxAttempts: 11, Jitter: 0.2, HoldLimit: time.Hour}
 
 // Validate reports a policy SQS cannot carry out.
 func (p Policy) Validate() error {
@@ -53,9 +57,12 @@ func (p Policy) Validate() error {
 		// SQS deletes a message after its retention: a schedule longer than that would
 		// lose a message between attempts instead of dead-lettering it. The worst case
 		// is a receiver whose Retry-After stretches every wait to the maximum delay.
-		if span := p.WorstCase(); span > Retention {
-			errs = append(errs, fmt.Errorf("%d attempts may span %s when a receiver asks for the maximum delay each time, more than the queue's %s retention; lower the attempts or the maximum delay",
-				p.MaxAttempts, span.Round(time.Minute), Retention))
+		if span := p.WorstCase(); span+p.HoldLimit > Retention {
+			errs = append(errs, fmt.Errorf("%d attempts may span %s when a receiver asks for the maximum delay each time, which with the %s a message may wait behind its conversation's head is more than the queue's %s retention; lower the attempts, the maximum delay or the hold limit",
+				p.MaxAttempts, span.Round(time.Minute), p.HoldLimit, Retention))
+		}
+		if p.HoldLimit < 0 {
+			errs = append(errs, fmt.Errorf("hold limit %s must not be negative (0: strict order)", p.HoldLimit))
 		}
 	}
 	return errors.Join(errs...)

@@ -156,7 +156,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	s.cancel = cancel
 	if ch != nil {
 		channels := channel.NewRegistry(ch, st, channel.Builder{Settings: cfg.Delivery, History: st})
-		h := delivery.New(st, s.queue, channels, delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL}, log)
+		h := delivery.New(st, s.queue, channels, delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL, Disable: cfg.Delivery.Disable}, log)
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
@@ -183,7 +183,7 @@ func defaultChannel(cfg Config, s *Stack, st store) (*delivery.Channel, error) {
 		return nil, err
 	}
 	return &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: cfg.Delivery.BotTimeout, Sender: sender,
-		SendTimeout: cfg.Delivery.SendTimeout, Policy: cfg.Delivery.Policy}, nil
+		SendTimeout: cfg.Delivery.SendTimeout, Policy: cfg.Delivery.Policy, Limiter: delivery.NewLimiter(cfg.Delivery.RateLimit)}, nil
 }
 
 // defaultSpec describes the default channel as the operator API lists it.

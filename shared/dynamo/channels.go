@@ -19,7 +19,13 @@ import (
 // (docs/design.md, Secrets); an llm key is not — only the name of its secret.
 const channelPK = "channel"
 
-const attrDoc = "doc"
+const (
+	attrDoc = "doc"
+	// attrRules keeps a rules bot's intents file byte for byte, beside the document:
+	// inside it, encoding/json would compact the file and escape its <, > and &, and
+	// the operator would get back something else than what they gave.
+	attrRules = "rules"
+)
 
 func channelKey(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(channelPK), attrSK: str(id)}
@@ -27,12 +33,17 @@ func channelKey(id string) map[string]types.AttributeValue {
 
 // PutChannel implements admin.Store.
 func (s *Store) PutChannel(ctx context.Context, c message.Channel, create bool) error {
+	rules := c.Bot.Rules
+	c.Bot.Rules = nil
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
 	item := channelKey(c.ID)
 	item[attrDoc] = str(string(doc))
+	if len(rules) > 0 {
+		item[attrRules] = &types.AttributeValueMemberB{Value: rules}
+	}
 	cond := "attribute_exists(pk)"
 	if create {
 		cond = "attribute_not_exists(pk)"
@@ -67,6 +78,9 @@ func decodeChannel(item map[string]types.AttributeValue) (message.Channel, error
 	var c message.Channel
 	if err := json.Unmarshal([]byte(getStr(item, attrDoc)), &c); err != nil {
 		return c, fmt.Errorf("channel %s: %w", getStr(item, attrSK), err)
+	}
+	if b, ok := item[attrRules].(*types.AttributeValueMemberB); ok {
+		c.Bot.Rules = json.RawMessage(b.Value)
 	}
 	return c, nil
 }

@@ -67,15 +67,22 @@ func (s *Store) EraseConversation(ctx context.Context, channel, conversationRef 
 		}
 		items = append(items, page.Items...)
 	}
+	// Exchanges by sort key, which is time and ref: a message accepted again after an
+	// erasure (its record was gone) is a new job, of a new time, that the tombstone of
+	// the first does not stop.
 	exchanged, tombstone := map[string]bool{}, map[string]bool{}
+	var logs []map[string]types.AttributeValue
 	for _, item := range items {
 		if x, ok := decodeExchange(item); ok {
-			exchanged[x.Ref] = true
+			exchanged[getStr(item, attrSK)] = true
 			if x.Tombstone {
 				tombstone[getStr(item, attrSK)] = true
 			} else {
 				e.Messages += len(x.Entries)
 				e.Conversations = 1
+				for _, o := range x.Outgoing() {
+					logs = append(logs, logKey(channel, o.ID)) // attempt logs, where there are any
+				}
 			}
 		}
 	}
@@ -87,22 +94,24 @@ func (s *Store) EraseConversation(ctx context.Context, channel, conversationRef 
 		}
 		e.Conversations = 1
 		key := map[string]types.AttributeValue{attrPK: item[attrPK], attrSK: item[attrSK]}
-		if ref, isRecord := strings.CutPrefix(sk, "m#"); isRecord && !exchanged[ref] {
+		if ref, isRecord := strings.CutPrefix(sk, "m#"); isRecord {
 			rec := decodeRecord(message.Key{Channel: channel, ConversationRef: conversationRef, Ref: ref}, item)
-			stored, err := s.tombstone(ctx, rec)
-			if err != nil {
-				return e, err
-			}
-			if stored {
-				e.Pending++
-			} else {
-				// The job stored its exchange meanwhile: it goes too.
-				deletes = append(deletes, exchangeKey(rec.Key, rec.CreatedAt))
+			if !exchanged[exchangeSK(rec.CreatedAt, ref)] {
+				stored, err := s.tombstone(ctx, rec)
+				if err != nil {
+					return e, err
+				}
+				if stored {
+					e.Pending++
+				} else {
+					// The job stored its exchange meanwhile: it goes too.
+					deletes = append(deletes, exchangeKey(rec.Key, rec.CreatedAt))
+				}
 			}
 		}
 		deletes = append(deletes, key)
 	}
-	return e, s.deleteAll(ctx, deletes)
+	return e, s.deleteAll(ctx, append(deletes, logs...))
 }
 
 // tombstone writes the tombstone of a job that has not run, unless its exchange
@@ -169,6 +178,8 @@ func (s *Store) EraseUser(ctx context.Context, channel, userRef string) (message
 			defer wg.Done()
 			p := dynamodb.NewScanPaginator(s.client, &dynamodb.ScanInput{
 				TableName: &s.table, Segment: aws.Int32(int32(seg)), TotalSegments: aws.Int32(eraseSegments),
+				// Strongly consistent: a conversation written a moment ago is erased too.
+				ConsistentRead:            aws.Bool(true),
 				FilterExpression:          aws.String("begins_with(pk, :p) AND #u = :u"),
 				ProjectionExpression:      aws.String("pk"),
 				ExpressionAttributeNames:  map[string]string{"#u": attrUser},

@@ -78,6 +78,14 @@ func (r *Reader) Float(name string, lo, hi float64) *float64 {
 	return &f
 }
 
+// Float64 returns the variable as a number within [lo, hi], or def when unset.
+func (r *Reader) Float64(name string, def, lo, hi float64) float64 {
+	if f := r.Float(name, lo, hi); f != nil {
+		return *f
+	}
+	return def
+}
+
 // Check notes err, if any, among the problems.
 func (r *Reader) Check(err error) {
 	if err != nil {

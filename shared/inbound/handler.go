@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/metrics"
 )
 
 // Store keeps what the inbound side writes and reads.
@@ -39,6 +40,11 @@ type Store interface {
 	EraseConversation(ctx context.Context, channel, conversationRef string) (message.Erased, error)
 	// EraseUser erases every conversation of the channel the user took part in.
 	EraseUser(ctx context.Context, channel, userRef string) (message.Erased, error)
+	// DeliveryLog reads a bot message's attempt log; found is false when nothing was
+	// recorded (not tried yet, or delivered at the first try).
+	DeliveryLog(ctx context.Context, channel, webhookID string) (message.DeliveryLog, bool, error)
+	// FindOutgoing finds the exchange of a conversation holding a bot message.
+	FindOutgoing(ctx context.Context, channel, conversationRef, webhookID string) (message.Exchange, bool, error)
 }
 
 // Queue hands jobs to the delivery side.
@@ -63,6 +69,8 @@ type Config struct {
 	// CallTimeout bounds each store and queue call, so a hung dependency answers 503
 	// rather than running into the function's or API Gateway's timeout. Default 3s.
 	CallTimeout time.Duration
+	// Metrics adds CloudWatch metrics (Embedded Metric Format) to the log lines.
+	Metrics metrics.Recorder
 	// Fault, for fault-injection tests, is called after each step of an acceptance
 	// ("accepted": the record is written; "sent": the job is queued); an error it
 	// returns abandons the request there, as a crash would.
@@ -129,6 +137,9 @@ type note struct {
 	err       error
 }
 
+// metricOf names the metric an outcome counts in.
+var metricOf = map[string]string{"accepted": "Accepted", "replayed": "Replayed", "pushed": "Pushed"}
+
 // route is one method and path of the API.
 type route struct {
 	method  string
@@ -143,6 +154,8 @@ var routes = []route{
 	{"POST", "/v1/conversations/{conversationId}/messages", message.ScopeBot, (*Handler).push},
 	{"DELETE", "/v1/conversations/{conversationId}", message.ScopeBackend, (*Handler).eraseConversation},
 	{"DELETE", "/v1/users/{userId}", message.ScopeBackend, (*Handler).eraseUser},
+	{"GET", "/v1/deliveries/{webhookId}", message.ScopeBackend, (*Handler).delivery},
+	{"POST", "/v1/deliveries/{webhookId}/replay", message.ScopeBackend, (*Handler).replayDelivery},
 }
 
 // Handle serves one API Gateway HTTP API request. It never returns an error: every
@@ -175,6 +188,9 @@ func (h *Handler) serve(ctx context.Context, r *request, requestID string) respo
 	}
 	if res.note.messageID != "" {
 		attrs = append(attrs, slog.String("messageId", res.note.messageID))
+	}
+	if name := metricOf[res.note.outcome]; name != "" {
+		attrs = append(attrs, h.cfg.Metrics.Attrs(time.Now(), metrics.One(name))...)
 	}
 	level := slog.LevelInfo
 	if res.note.err != nil {

@@ -3,6 +3,7 @@ package inmem
 import (
 	"context"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/parley-chat/parley/shared/message"
@@ -89,20 +90,26 @@ func (s *Store) erase(channel, conversationRef string) message.Erased {
 	if c == nil {
 		return e
 	}
+	// Exchanges by time and ref, as DynamoDB keys them: a message accepted again after
+	// an erasure is a new job, of a new time, that the first one's tombstone does not stop.
+	at := func(t time.Time, ref string) string { return strconv.FormatInt(t.UnixMilli(), 10) + "#" + ref }
 	exchanged := map[string]bool{}
 	var tombstones []message.Exchange
 	for _, x := range c.exchanges {
-		exchanged[x.Ref] = true
+		exchanged[at(x.CreatedAt, x.Ref)] = true
 		if x.Tombstone {
 			tombstones = append(tombstones, x) // it waits for its job still
 			continue
 		}
 		e.Messages += len(x.Entries)
 		e.Conversations = 1
+		for _, o := range x.Outgoing() {
+			delete(s.logs, channel+"#"+o.ID)
+		}
 	}
 	for ref, r := range c.records {
 		e.Conversations = 1
-		if !exchanged[ref] {
+		if !exchanged[at(r.CreatedAt, ref)] {
 			e.Pending++
 			tombstones = append(tombstones, message.Exchange{Key: r.Key, CreatedAt: r.CreatedAt, Tombstone: true, ExpiresAt: s.now().Add(15 * 24 * time.Hour)})
 		}

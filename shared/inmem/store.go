@@ -19,6 +19,8 @@ type Store struct {
 	conversations map[string]*conversation // by channel and conversation ref
 	tokens        map[string]message.Token
 	channels      map[string]message.Channel
+	logs          map[string]message.DeliveryLog // by channel and webhook id
+	health        map[string]message.Health      // by channel
 	now           func() time.Time
 }
 

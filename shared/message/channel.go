@@ -27,8 +27,10 @@ type Channel struct {
 	SigningSecrets string     `json:"signingSecrets,omitempty"`
 	Bot            BotSpec    `json:"bot"`
 	Retry          *RetrySpec `json:"retry,omitempty"` // nil: the deployment's policy
-	CreatedAt      time.Time  `json:"createdAt"`
-	UpdatedAt      time.Time  `json:"updatedAt"`
+	// RateLimit spaces its POSTs to at most this many a second per function; 0: none.
+	RateLimit float64   `json:"rateLimit,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // BotSpec says which bot answers a channel and how.
@@ -132,6 +134,9 @@ func (c Channel) Check() error {
 		}
 	default:
 		bad("bot.kind", "%q: want one of %s", c.Bot.Kind, strings.Join(BotKinds, ", "))
+	}
+	if c.RateLimit < 0 || c.RateLimit > 10000 {
+		bad("rateLimit", "want 0 (none) to 10000 a second")
 	}
 	if r := c.Retry; r != nil && (r.MinDelay <= 0 || r.MaxDelay < r.MinDelay || r.MaxAttempts < 1) {
 		bad("retry", "want minDelay > 0, maxDelay ≥ minDelay and maxAttempts ≥ 1")

@@ -12,6 +12,9 @@ import (
 const (
 	KindTurn = "turn" // a user message: the bot answers it, then its answers are delivered
 	KindPush = "push" // a bot message sent into a conversation through the API: delivered as it is
+	// KindReplay sends one bot message again, the same webhook-id with a fresh
+	// signature: an operator's replay of a delivery.
+	KindReplay = "replay"
 )
 
 // Job is one accepted message on its way through the delivery queue, in its
@@ -25,6 +28,7 @@ type Job struct {
 	CreatedAt      time.Time
 	Message        Inbound // KindTurn: the user message
 	Push           Reply   // KindPush: the bot message
+	Target         Target  // KindReplay: the bot message to send again
 }
 
 // TurnJob is the job of an accepted user message.
@@ -63,6 +67,7 @@ type jobBody struct {
 	CreatedAt      time.Time   `json:"createdAt"`
 	Message        *jobMessage `json:"message,omitempty"`
 	Push           *Reply      `json:"push,omitempty"`
+	Target         *Target     `json:"target,omitempty"`
 }
 
 type jobMessage struct {
@@ -82,6 +87,10 @@ func EncodeJob(j Job) ([]byte, error) {
 		b.Message = &jobMessage{MessageID: m.MessageID, Type: m.Type, Text: m.Text, Payload: m.Payload}
 	case KindPush:
 		b.Push = &j.Push
+	case KindReplay:
+		t := j.Target
+		t.CreatedAt = t.CreatedAt.UTC()
+		b.Target = &t
 	default:
 		return nil, fmt.Errorf("encode job: unknown kind %q", j.Kind)
 	}
@@ -124,6 +133,11 @@ func DecodeJob(body []byte) (Job, error) {
 		j.Push = *b.Push
 		if err := j.Push.Check(); err != nil {
 			return Job{}, fmt.Errorf("%w: push: %v", ErrJob, err)
+		}
+	case b.Kind == KindReplay && b.Target != nil:
+		j.Target = *b.Target
+		if j.Target.Ref == "" || j.Target.WebhookID == "" || j.Target.CreatedAt.IsZero() {
+			return Job{}, fmt.Errorf("%w: a replay needs its target's ref, time and webhook id", ErrJob)
 		}
 	default:
 		return Job{}, fmt.Errorf("%w: kind %q without its message", ErrJob, b.Kind)

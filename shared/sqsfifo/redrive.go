@@ -69,4 +69,3 @@ func (q *Queue) redriveOne(ctx context.Context, m events.SQSMessage) error {
 	}
 	return nil
 }
-

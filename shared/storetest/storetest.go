@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,22 +20,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/shared/admin"
 	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/channel"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
 )
 
 // Store is what the contract covers: everything the inbound and delivery functions,
-// the llm bot and the token commands ask of a store.
+// the llm bot, the channel registry and the operator's commands ask of a store.
 type Store interface {
 	inbound.Store
 	delivery.Store
 	bot.HistoryReader
-	PutToken(ctx context.Context, t message.Token) error
+	admin.Store
+	channel.Store
 	LookupToken(ctx context.Context, hash string) (message.Token, bool, error)
-	ListTokens(ctx context.Context) ([]message.Token, error)
-	DeleteTokens(ctx context.Context, id string) (int, error)
 }
 
 // Run runs the contract against the stores open makes, a fresh one per test. The
@@ -56,6 +58,12 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"HistoryPage", testHistoryPage},
 		{"HistoryCursors", testHistoryCursors},
 		{"Tokens", testTokens},
+		{"Channels", testChannels},
+		{"ChannelList", testChannelList},
+		{"Isolation", testIsolation},
+		{"ConversationUser", testConversationUser},
+		{"EraseConversation", testEraseConversation},
+		{"EraseUser", testEraseUser},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -98,7 +106,8 @@ func quote(s string) string {
 
 // newRecord is the record the inbound side writes for turn at createdAt.
 func newRecord(turn message.Turn, createdAt, expiresAt time.Time) message.Record {
-	return message.Record{Key: turn.Key(), RequestHash: turn.Message.Hash(), UserRef: turn.UserRef, CreatedAt: createdAt, ExpiresAt: expiresAt}
+	return message.Record{Key: turn.Key(), RequestHash: turn.Message.Hash(), UserRef: turn.UserRef, UserID: turn.Message.UserID,
+		CreatedAt: createdAt, ExpiresAt: expiresAt}
 }
 
 // answer is the exchange of turn answered with replies text bot messages.
@@ -832,6 +841,7 @@ func checkRecord(t *testing.T, what string, got, want message.Record) {
 		{"key", got.Key, want.Key, got.Key == want.Key},
 		{"requestHash", got.RequestHash, want.RequestHash, got.RequestHash == want.RequestHash},
 		{"userRef", got.UserRef, want.UserRef, got.UserRef == want.UserRef},
+		{"userId", got.UserID, want.UserID, got.UserID == want.UserID},
 		{"createdAt", got.CreatedAt, want.CreatedAt, got.CreatedAt.Equal(want.CreatedAt)},
 		{"expiresAt", got.ExpiresAt, want.ExpiresAt, got.ExpiresAt.Equal(want.ExpiresAt)},
 		{"delivered", got.Delivered, want.Delivered, got.Delivered == want.Delivered},
@@ -900,4 +910,681 @@ func ids(entries []message.Entry) string {
 		out[i] = e.ID
 	}
 	return "[" + strings.Join(out, " ") + "]"
+}
+
+// rulesFile is an intents file as an operator writes it: indented, with characters a
+// JSON encoder likes to escape. A channel keeps it byte for byte, so what `channel
+// show` prints is what was given.
+const rulesFile = `{
+  "intents": [
+    {
+      "name": "hours",
+      "keywords": ["open", "hours"],
+      "replies": [{"type": "text", "payload": {"text": "Mon–Fri, 9 <am> & 5 pm \u2713"}}]
+    }
+  ],
+  "fallback": [{"type": "text", "payload": {"text": "Sorry?"}}]
+}
+`
+
+// fullChannel is a channel that sets every field.
+func fullChannel(id string, created time.Time) message.Channel {
+	temperature, history := 0.25, 7
+	return message.Channel{
+		ID: id, Name: "Acme support ✓", ResponseURL: "https://acme.example/parley/hook?tenant=1&x=<y>",
+		SigningSecrets: "whsec_bmV3ZXN0IHNlY3JldCBieXRlcw== whsec_b2xkZXIgc2VjcmV0IGJ5dGVz",
+		Bot: message.BotSpec{
+			Kind:  "llm",
+			Rules: json.RawMessage(rulesFile),
+			LLM: &message.LLMSpec{Provider: "anthropic", BaseURL: "https://llm.example/v1", Model: "model-x",
+				APIKeySecret: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:acme-llm", APIKey: "sk-local-only",
+				SystemPrompt: "Be <brief> & \"kind\".\nAlways.", Temperature: &temperature, MaxTokens: 300, History: &history},
+			HTTPURL: "https://rasa.example/webhooks/rest/webhook",
+		},
+		Retry:     &message.RetrySpec{MinDelay: message.Duration(1500 * time.Millisecond), MaxDelay: message.Duration(2 * time.Hour), MaxAttempts: 7},
+		CreatedAt: created.Add(123 * time.Millisecond),
+		UpdatedAt: created.Add(time.Hour + 456*time.Millisecond),
+	}
+}
+
+// plainChannel is a channel with only what a channel needs.
+func plainChannel(id string, created time.Time) message.Channel {
+	return message.Channel{ID: id, Name: id, ResponseURL: "http://localhost:9000/" + id, Bot: message.BotSpec{Kind: "echo"},
+		CreatedAt: created, UpdatedAt: created}
+}
+
+func checkChannel(t *testing.T, what string, got, want message.Channel) {
+	t.Helper()
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("%s: createdAt, updatedAt: got %s, %s; want %s, %s", what, got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+	}
+	if !bytes.Equal(got.Bot.Rules, want.Bot.Rules) {
+		t.Errorf("%s: bot.rules:\ngot  %q\nwant %q", what, got.Bot.Rules, want.Bot.Rules)
+	}
+	g, w := got, want
+	g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	g.Bot.Rules, w.Bot.Rules = nil, nil
+	if !reflect.DeepEqual(g, w) {
+		gj, _ := json.Marshal(g)
+		wj, _ := json.Marshal(w)
+		t.Errorf("%s:\ngot  %s\nwant %s", what, gj, wj)
+	}
+}
+
+func channelIDs(list []message.Channel) string {
+	var out []string
+	for _, c := range list {
+		out = append(out, c.ID)
+	}
+	return fmt.Sprintf("%q", out)
+}
+
+func testChannels(t *testing.T, s Store) {
+	ctx := context.Background()
+	get := func(t *testing.T, id string) (message.Channel, bool) {
+		t.Helper()
+		c, found, err := s.GetChannel(ctx, id)
+		if err != nil {
+			t.Fatalf("GetChannel %s: %v", id, err)
+		}
+		return c, found
+	}
+	t.Run("round trip", func(t *testing.T) {
+		for _, want := range []message.Channel{fullChannel("ch_full", now), plainChannel("ch_plain", now)} {
+			if err := s.PutChannel(ctx, want, true); err != nil {
+				t.Fatalf("PutChannel %s: %v", want.ID, err)
+			}
+			got, found := get(t, want.ID)
+			if !found {
+				t.Fatalf("GetChannel %s: not found", want.ID)
+			}
+			checkChannel(t, "GetChannel "+want.ID, got, want)
+		}
+	})
+	t.Run("create twice", func(t *testing.T) {
+		first := plainChannel("ch_twice", now)
+		if err := s.PutChannel(ctx, first, true); err != nil {
+			t.Fatal(err)
+		}
+		second := fullChannel("ch_twice", now.Add(time.Hour))
+		if err := s.PutChannel(ctx, second, true); !errors.Is(err, message.ErrExists) {
+			t.Fatalf("second create: got %v, want ErrExists", err)
+		}
+		got, _ := get(t, first.ID)
+		checkChannel(t, "after the refused create", got, first)
+	})
+	t.Run("update", func(t *testing.T) {
+		if err := s.PutChannel(ctx, plainChannel("ch_missing", now), false); !errors.Is(err, message.ErrNotFound) {
+			t.Errorf("update of a missing channel: got %v, want ErrNotFound", err)
+		}
+		if _, found := get(t, "ch_missing"); found {
+			t.Errorf("the refused update made the channel")
+		}
+		c := plainChannel("ch_updated", now)
+		if err := s.PutChannel(ctx, c, true); err != nil {
+			t.Fatal(err)
+		}
+		want := fullChannel(c.ID, now)
+		if err := s.PutChannel(ctx, want, false); err != nil {
+			t.Fatalf("update: %v", err)
+		}
+		got, _ := get(t, c.ID)
+		checkChannel(t, "after the update", got, want)
+		// And back: fields the update leaves out are gone, not merged.
+		if err := s.PutChannel(ctx, c, false); err != nil {
+			t.Fatalf("second update: %v", err)
+		}
+		got, _ = get(t, c.ID)
+		checkChannel(t, "after the second update", got, c)
+	})
+	t.Run("unknown", func(t *testing.T) {
+		if c, found := get(t, "ch_never"); found {
+			t.Errorf("GetChannel of an unknown id: got %+v, want not found", c)
+		}
+	})
+}
+
+// testChannelList runs on a store of its own: it lists every channel.
+func testChannelList(t *testing.T, s Store) {
+	ctx := context.Background()
+	if list, err := s.ListChannels(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("ListChannels of an empty store: got %s, %v; want none", channelIDs(list), err)
+	}
+	// Created out of order: the list is by creation time, not by id or by write.
+	chans := []message.Channel{
+		plainChannel("ch_c", now.Add(-3*time.Hour)),
+		fullChannel("ch_a", now.Add(-2*time.Hour)),
+		plainChannel("ch_b", now.Add(-time.Hour)),
+	}
+	for _, i := range []int{1, 2, 0} {
+		if err := s.PutChannel(ctx, chans[i], true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListChannels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := channelIDs(list), channelIDs(chans); got != want {
+		t.Fatalf("ListChannels: got %s, want %s (oldest first)", got, want)
+	}
+	for i := range chans {
+		checkChannel(t, "listed "+chans[i].ID, list[i], chans[i])
+	}
+	if err := s.DeleteChannel(ctx, "ch_a"); err != nil {
+		t.Fatalf("DeleteChannel: %v", err)
+	}
+	if _, found, err := s.GetChannel(ctx, "ch_a"); err != nil || found {
+		t.Errorf("GetChannel after DeleteChannel: got found %v, err %v; want not found", found, err)
+	}
+	list, err = s.ListChannels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := channelIDs(list), channelIDs([]message.Channel{chans[0], chans[2]}); got != want {
+		t.Errorf("ListChannels after DeleteChannel: got %s, want %s", got, want)
+	}
+	if err := s.DeleteChannel(ctx, "ch_a"); err != nil {
+		t.Errorf("DeleteChannel again: got %v, want nil", err)
+	}
+	// A deleted channel's id can be used again.
+	again := plainChannel("ch_a", now)
+	if err := s.PutChannel(ctx, again, true); err != nil {
+		t.Errorf("create after delete: %v", err)
+	}
+	// Tokens share the table: they are not channels.
+	if err := s.PutToken(ctx, message.Token{Hash: strings.Repeat("ab", 32), Name: "t", Channel: "ch_b", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	list, err = s.ListChannels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := channelIDs(list), channelIDs([]message.Channel{chans[0], chans[2], again}); got != want {
+		t.Errorf("ListChannels at the end: got %s, want %s", got, want)
+	}
+}
+
+// pair is one message sent to two channels with the same conversationId and
+// messageId: a and b.
+type pair struct{ a, b message.Turn }
+
+// pairs are the ways two channels can meet: two channels of their own, the default
+// channel and another, and two channels forced onto the same conversation, message and
+// user refs (the store must keep them apart by channel, whatever the ids).
+func pairs() map[string]pair {
+	ids := func() (message.Inbound, message.Inbound) {
+		n := seq.Add(1)
+		in := message.Inbound{UserID: fmt.Sprintf("alice-%d", n), MessageID: fmt.Sprintf("m-%d", n), ConversationID: fmt.Sprintf("conv-%d", n),
+			Type: "text", Text: "hi", Payload: json.RawMessage(`{"text":"hi"}`)}
+		other := in
+		other.UserID, other.Text, other.Payload = fmt.Sprintf("bob-%d", n), "hello", json.RawMessage(`{"text":"hello"}`)
+		return in, other
+	}
+	in1, other1 := ids()
+	in2, other2 := ids()
+	in3, other3 := ids()
+	a, same := message.NewTurn("acme", in3), message.NewTurn("globex", other3)
+	same.ConversationRef, same.MessageRef, same.UserRef = a.ConversationRef, a.MessageRef, a.UserRef
+	return map[string]pair{
+		"two channels":      {message.NewTurn("acme", in1), message.NewTurn("globex", other1)},
+		"default and other": {message.NewTurn(message.DefaultChannel, in2), message.NewTurn("acme", other2)},
+		"same refs":         {a, same},
+	}
+}
+
+func testIsolation(t *testing.T, s Store) {
+	ctx := context.Background()
+	for name, p := range pairs() {
+		t.Run(name, func(t *testing.T) {
+			a, b := p.a, p.b
+			at := now.Add(11 * time.Millisecond)
+			recA, recB := newRecord(a, at, keep), newRecord(b, at, keep)
+			mustAccept(t, s, recA)
+			if existing, accepted, err := s.Accept(ctx, recB, now); err != nil || !accepted {
+				t.Fatalf("Accept in the second channel: got %+v, accepted %v, %v; want accepted", existing, accepted, err)
+			}
+			xA := answer(a, at, 1, "sqs-a")
+			mustPut(t, s, xA)
+			if got, err := s.Exchanged(ctx, recB); err != nil || got {
+				t.Errorf("Exchanged in the second channel: got %v, %v; want false", got, err)
+			}
+			xB := answer(b, at, 2, "sqs-b")
+			mustPut(t, s, xB)
+			// A pending message of b's conversation: erasing a's must not tombstone it.
+			nextB := inConversation(b, "still pending")
+			nextB.ConversationRef = b.ConversationRef
+			pendingB := newRecord(nextB, at.Add(time.Second), keep)
+			mustAccept(t, s, pendingB)
+
+			checkB := func(t *testing.T, what string) {
+				t.Helper()
+				rec, recFound, x, xFound, err := s.Load(ctx, b.Key(), at)
+				if err != nil || !recFound || !xFound {
+					t.Fatalf("%s: Load in the second channel: got record %v, exchange %v, err %v; want both", what, recFound, xFound, err)
+				}
+				checkRecord(t, what+": record", rec, recB)
+				checkExchange(t, what+": exchange", x, xB)
+				if _, _, _, xFound, err := s.Load(ctx, pendingB.Key, pendingB.CreatedAt); err != nil || xFound {
+					t.Errorf("%s: the second channel's pending message: got exchange found %v, err %v; want none", what, xFound, err)
+				}
+				entries, _, err := s.HistoryPage(ctx, b.Channel, b.ConversationRef, 100, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkEntries(t, what+": history", entries, []message.Entry{xB.Entries[2], xB.Entries[1], xB.Entries[0]})
+				if uid, found, err := s.ConversationUser(ctx, b.Channel, b.ConversationRef); err != nil || !found || uid != b.Message.UserID {
+					t.Errorf("%s: ConversationUser in the second channel: got %q, %v, %v; want %q", what, uid, found, err, b.Message.UserID)
+				}
+			}
+
+			rec, _, x, _, err := s.Load(ctx, a.Key(), at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRecord(t, "first channel: record", rec, recA)
+			checkExchange(t, "first channel: exchange", x, xA)
+			entries, _, err := s.HistoryPage(ctx, a.Channel, a.ConversationRef, 100, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEntries(t, "first channel: history", entries, []message.Entry{xA.Entries[1], xA.Entries[0]})
+			if uid, found, err := s.ConversationUser(ctx, a.Channel, a.ConversationRef); err != nil || !found || uid != a.Message.UserID {
+				t.Errorf("ConversationUser in the first channel: got %q, %v, %v; want %q", uid, found, err, a.Message.UserID)
+			}
+			checkB(t, "before erasing")
+
+			erased, err := s.EraseConversation(ctx, a.Channel, a.ConversationRef)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (message.Erased{Conversations: 1, Messages: 2}); erased != want {
+				t.Errorf("EraseConversation in the first channel: got %+v, want %+v", erased, want)
+			}
+			if _, recFound, _, xFound, err := s.Load(ctx, a.Key(), at); err != nil || recFound || xFound {
+				t.Errorf("Load in the first channel after erasing: got record %v, exchange %v, err %v; want neither", recFound, xFound, err)
+			}
+			checkB(t, "after erasing the first channel's conversation")
+
+			// The user's erasure, in the first channel, with the user ref b's records
+			// carry in "same refs".
+			mustAccept(t, s, newRecord(inConversation(a, "again"), at.Add(2*time.Second), keep))
+			erased, err = s.EraseUser(ctx, a.Channel, a.UserRef)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (message.Erased{Conversations: 1, Pending: 1}); erased != want {
+				t.Errorf("EraseUser in the first channel: got %+v, want %+v", erased, want)
+			}
+			checkB(t, "after erasing the first channel's user")
+			if erased, err := s.EraseUser(ctx, b.Channel, a.UserRef); err != nil {
+				t.Fatal(err)
+			} else if name == "same refs" && erased.Conversations != 1 || name != "same refs" && erased != (message.Erased{}) {
+				// In "same refs", b's records carry a's user ref: that erases b's.
+				t.Errorf("EraseUser of the first channel's user ref in the second channel: got %+v", erased)
+			}
+		})
+	}
+}
+
+func testConversationUser(t *testing.T, s Store) {
+	ctx := context.Background()
+	user := func(t *testing.T, turn message.Turn) (string, bool) {
+		t.Helper()
+		uid, found, err := s.ConversationUser(ctx, turn.Channel, turn.ConversationRef)
+		if err != nil {
+			t.Fatalf("ConversationUser: %v", err)
+		}
+		return uid, found
+	}
+	from := func(turn message.Turn, userID, text string) message.Turn {
+		in := turn.Message
+		in.UserID, in.MessageID = userID, fmt.Sprintf("m-%d", seq.Add(1))
+		in.Text, in.Payload = text, json.RawMessage(`{"text":`+quote(text)+`}`)
+		return message.NewTurn(turn.Channel, in)
+	}
+	t.Run("empty", func(t *testing.T) {
+		if uid, found := user(t, newTurn("acme", "hi")); found {
+			t.Errorf("got %q, want not found", uid)
+		}
+	})
+	t.Run("no turn has run", func(t *testing.T) {
+		turn := newTurn("acme", "hi")
+		mustAccept(t, s, newRecord(turn, now.Add(time.Millisecond), keep))
+		if uid, found := user(t, turn); !found || uid != turn.Message.UserID {
+			t.Errorf("got %q, %v; want the record's %q", uid, found, turn.Message.UserID)
+		}
+	})
+	t.Run("latest exchange", func(t *testing.T) {
+		first := newTurn("acme", "hi")
+		second := from(first, "bob-"+first.Message.UserID, "me too")
+		for i, turn := range []message.Turn{first, second} {
+			at := now.Add(time.Duration(i+1) * time.Second)
+			mustAccept(t, s, newRecord(turn, at, keep))
+			mustPut(t, s, answer(turn, at, 1, "sqs"))
+		}
+		if uid, found := user(t, first); !found || uid != second.Message.UserID {
+			t.Errorf("got %q, %v; want the latest exchange's %q", uid, found, second.Message.UserID)
+		}
+		// A tombstone is nobody's.
+		mustPut(t, s, tombstone(from(first, "carol", "gone").Key(), now.Add(3*time.Second)))
+		if uid, found := user(t, first); !found || uid != second.Message.UserID {
+			t.Errorf("with a newer tombstone: got %q, %v; want %q", uid, found, second.Message.UserID)
+		}
+	})
+	t.Run("history only", func(t *testing.T) {
+		// The records expired before the history did.
+		turn := newTurn("acme", "hi")
+		mustPut(t, s, answer(turn, now, 1, "sqs"))
+		if uid, found := user(t, turn); !found || uid != turn.Message.UserID {
+			t.Errorf("got %q, %v; want %q", uid, found, turn.Message.UserID)
+		}
+	})
+	t.Run("erased", func(t *testing.T) {
+		turn := newTurn("acme", "hi")
+		mustAccept(t, s, newRecord(turn, now, keep))
+		mustPut(t, s, answer(turn, now, 1, "sqs"))
+		pending := inConversation(turn, "pending")
+		mustAccept(t, s, newRecord(pending, now.Add(time.Second), keep))
+		if _, err := s.EraseConversation(ctx, turn.Channel, turn.ConversationRef); err != nil {
+			t.Fatal(err)
+		}
+		// The pending message's tombstone stays: it names nobody.
+		if uid, found := user(t, turn); found {
+			t.Errorf("got %q, want not found", uid)
+		}
+	})
+}
+
+// erasable is a conversation with every kind of item, and the counts erasing it gives.
+type erasable struct {
+	first        message.Turn
+	records      []message.Record   // every record written
+	pending      []message.Record   // those whose job has not run
+	pendingTurns []message.Turn     // their turns
+	answers      []message.Exchange // every exchange written
+	erased       message.Erased
+}
+
+// newErasable writes, from start on: an exchange whose record expired, answered turns,
+// a failed turn, a bot message sent through the API, and two pending messages.
+func newErasable(t *testing.T, s Store, first message.Turn, start time.Time) erasable {
+	t.Helper()
+	ctx := context.Background()
+	e := erasable{first: first}
+	at := start
+	next := func() time.Time { at = at.Add(time.Second + 7*time.Millisecond); return at }
+	turnAt := func(text string) message.Turn {
+		if text == "" {
+			return first
+		}
+		turn := inConversation(first, text)
+		turn.ConversationRef = first.ConversationRef
+		return turn
+	}
+	put := func(x message.Exchange) {
+		mustPut(t, s, x)
+		e.answers = append(e.answers, x)
+		e.erased.Messages += len(x.Entries)
+	}
+	accept := func(turn message.Turn, at time.Time) message.Record {
+		rec := newRecord(turn, at, keep)
+		mustAccept(t, s, rec)
+		e.records = append(e.records, rec)
+		return rec
+	}
+	put(answer(turnAt(""), next(), 2, "sqs")) // its record expired
+	for i, replies := range []int{1, 3} {
+		turn := turnAt(fmt.Sprintf("turn %d", i))
+		rec := accept(turn, next())
+		put(answer(turn, rec.CreatedAt, replies, "sqs"))
+	}
+	failed := turnAt("failed")
+	rec := accept(failed, next())
+	if _, err := s.Failed(ctx, rec.Key, -1, 0, now); err != nil {
+		t.Fatal(err)
+	}
+	x := answer(failed, rec.CreatedAt, 0, "sqs")
+	x.Failure = "bot: broken"
+	put(x)
+	// A bot message sent through the API: a record and an exchange of its own ref.
+	push := turnAt("push")
+	push.MessageRef = message.PushRef(push.Channel, push.Message.ConversationID, fmt.Sprintf("key-%d", seq.Add(1)))
+	rec = accept(push, next())
+	put(message.Exchange{Key: push.Key(), CreatedAt: rec.CreatedAt, ConversationID: push.Message.ConversationID, UserID: push.Message.UserID,
+		Owner: "sqs", ExpiresAt: keep, Entries: []message.Entry{{ID: push.MessageRef, Direction: message.Outgoing, Type: "text",
+			Payload: json.RawMessage(`{"text":"pushed"}`), UserID: push.Message.UserID, CreatedAt: rec.CreatedAt}}})
+	for _, text := range []string{"pending 1", "pending 2"} {
+		turn := turnAt(text)
+		e.pending = append(e.pending, accept(turn, next()))
+		e.pendingTurns = append(e.pendingTurns, turn)
+	}
+	e.erased.Conversations, e.erased.Pending = 1, len(e.pending)
+	return e
+}
+
+// checkErased checks that nothing of e is left but the tombstones of its pending
+// messages that are still there.
+func checkErased(t *testing.T, s Store, e erasable, tombstones ...message.Record) {
+	t.Helper()
+	ctx := context.Background()
+	isTomb := map[string]bool{}
+	for _, r := range tombstones {
+		isTomb[r.Ref] = true
+	}
+	for _, r := range e.records {
+		rec, recFound, x, xFound, err := s.Load(ctx, r.Key, r.CreatedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recFound {
+			t.Errorf("record %s is still there: %+v", r.Ref, rec)
+		}
+		switch {
+		case isTomb[r.Ref] && (!xFound || !x.Tombstone):
+			t.Errorf("pending message %s: got exchange found %v tombstone %v, want its tombstone", r.Ref, xFound, x.Tombstone)
+		case !isTomb[r.Ref] && xFound:
+			t.Errorf("message %s: got an exchange (tombstone %v), want none", r.Ref, x.Tombstone)
+		}
+	}
+	for _, a := range e.answers {
+		if _, _, _, found, err := s.Load(ctx, a.Key, a.CreatedAt); err != nil || found {
+			t.Errorf("exchange %s: got found %v, err %v; want it gone", a.Ref, found, err)
+		}
+	}
+	entries, next, err := s.HistoryPage(ctx, e.first.Channel, e.first.ConversationRef, 100, "")
+	if err != nil || len(entries) != 0 || next != "" {
+		t.Errorf("history: got %d entries, next %q, err %v; want none", len(entries), next, err)
+	}
+	if uid, found, err := s.ConversationUser(ctx, e.first.Channel, e.first.ConversationRef); err != nil || found {
+		t.Errorf("ConversationUser: got %q, %v, %v; want not found", uid, found, err)
+	}
+}
+
+func testEraseConversation(t *testing.T, s Store) {
+	ctx := context.Background()
+	t.Run("counts and tombstones", func(t *testing.T) {
+		e := newErasable(t, s, newTurn("acme", "hi"), now.Add(-time.Hour))
+		// Another conversation of the channel, of the same user: untouched.
+		other := newTurn("acme", "hi")
+		other.Message.UserID = e.first.Message.UserID
+		other = message.NewTurn(other.Channel, other.Message)
+		kept := answer(other, now, 1, "sqs")
+		mustPut(t, s, kept)
+
+		erased, err := s.EraseConversation(ctx, e.first.Channel, e.first.ConversationRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if erased != e.erased {
+			t.Errorf("EraseConversation: got %+v, want %+v", erased, e.erased)
+		}
+		if e.erased.Messages != 11 || e.erased.Pending != 2 {
+			t.Fatalf("the conversation holds %+v, want 11 messages and 2 pending", e.erased)
+		}
+		checkErased(t, s, e, e.pending...)
+		_, _, x, found, err := s.Load(ctx, other.Key(), now)
+		if err != nil || !found {
+			t.Fatalf("the other conversation: got found %v, err %v", found, err)
+		}
+		checkExchange(t, "the other conversation", x, kept)
+
+		// The pending job comes: it finds the tombstone and stores nothing.
+		job := e.pending[0]
+		ran := answer(e.pendingTurns[0], job.CreatedAt, 1, "sqs-late")
+		existing, stored, err := s.PutExchange(ctx, ran)
+		if err != nil || stored || !existing.Tombstone {
+			t.Fatalf("PutExchange of a pending job after the erasure: got stored %v, tombstone %v, err %v; want the tombstone", stored, existing.Tombstone, err)
+		}
+		checkErased(t, s, e, e.pending...)
+
+		// Erasing again: nothing to count, and the tombstones wait still.
+		erased, err = s.EraseConversation(ctx, e.first.Channel, e.first.ConversationRef)
+		if err != nil || erased != (message.Erased{}) {
+			t.Errorf("EraseConversation again: got %+v, %v; want nothing", erased, err)
+		}
+		checkErased(t, s, e, e.pending...)
+
+		if err := s.DropTombstone(ctx, tombstone(job.Key, job.CreatedAt)); err != nil {
+			t.Fatal(err)
+		}
+		checkErased(t, s, e, e.pending[1])
+	})
+	t.Run("a message accepted again after the erasure", func(t *testing.T) {
+		// The backend retries a message its conversation's erasure caught pending: a new
+		// record, of a new time. Erasing again must stop that job too.
+		turn := newTurn("acme", "hi")
+		first := newRecord(turn, now.Add(100*time.Millisecond), keep)
+		mustAccept(t, s, first)
+		if _, err := s.EraseConversation(ctx, turn.Channel, turn.ConversationRef); err != nil {
+			t.Fatal(err)
+		}
+		again := newRecord(turn, now.Add(5*time.Second+200*time.Millisecond), keep)
+		if _, accepted, err := s.Accept(ctx, again, now.Add(5*time.Second)); err != nil || !accepted {
+			t.Fatalf("Accept after the erasure: got accepted %v, err %v; want accepted", accepted, err)
+		}
+		erased, err := s.EraseConversation(ctx, turn.Channel, turn.ConversationRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (message.Erased{Conversations: 1, Pending: 1}); erased != want {
+			t.Errorf("second EraseConversation: got %+v, want %+v", erased, want)
+		}
+		for _, rec := range []message.Record{first, again} {
+			existing, stored, err := s.PutExchange(ctx, answer(turn, rec.CreatedAt, 1, "sqs"))
+			if err != nil || stored || !existing.Tombstone {
+				t.Errorf("the job of the record of %s: got stored %v, tombstone %v, err %v; want its tombstone",
+					rec.CreatedAt.Format(time.StampMilli), stored, existing.Tombstone, err)
+			}
+		}
+	})
+	t.Run("more than a batch", func(t *testing.T) {
+		first := newTurn("acme", "hi")
+		for i := range 30 {
+			turn := inConversation(first, fmt.Sprintf("message %d", i))
+			at := now.Add(time.Duration(i) * time.Second)
+			mustAccept(t, s, newRecord(turn, at, keep))
+			mustPut(t, s, answer(turn, at, 1, "sqs"))
+		}
+		erased, err := s.EraseConversation(ctx, first.Channel, first.ConversationRef)
+		if want := (message.Erased{Conversations: 1, Messages: 60}); err != nil || erased != want {
+			t.Errorf("EraseConversation: got %+v, %v; want %+v", erased, err, want)
+		}
+		entries, _, err := s.HistoryPage(ctx, first.Channel, first.ConversationRef, 100, "")
+		if err != nil || len(entries) != 0 {
+			t.Errorf("history after: got %d entries, %v; want none", len(entries), err)
+		}
+		if uid, found, err := s.ConversationUser(ctx, first.Channel, first.ConversationRef); err != nil || found {
+			t.Errorf("ConversationUser after: got %q, %v, %v; want not found", uid, found, err)
+		}
+	})
+	t.Run("unknown conversation", func(t *testing.T) {
+		turn := newTurn("acme", "hi")
+		if erased, err := s.EraseConversation(ctx, turn.Channel, turn.ConversationRef); err != nil || erased != (message.Erased{}) {
+			t.Errorf("got %+v, %v; want nothing", erased, err)
+		}
+	})
+}
+
+func testEraseUser(t *testing.T, s Store) {
+	ctx := context.Background()
+	n := seq.Add(1)
+	alice, bob := fmt.Sprintf("alice-%d", n), fmt.Sprintf("bob-%d", n)
+	turnOf := func(channel, userID, conversationID string) message.Turn {
+		return message.NewTurn(channel, message.Inbound{UserID: userID, MessageID: fmt.Sprintf("m-%d", seq.Add(1)),
+			ConversationID: conversationID, Type: "text", Text: "hi", Payload: json.RawMessage(`{"text":"hi"}`)})
+	}
+	// Alice's: a conversation of her own (with every kind of item), one bob started and
+	// she joined, one with only a message waiting.
+	own := newErasable(t, s, turnOf("acme", alice, "own"), now.Add(-2*time.Hour))
+	gone := []message.Exchange{
+		answer(turnOf("acme", bob, "joined"), now.Add(-time.Hour), 1, "sqs"),
+		answer(turnOf("acme", alice, "joined"), now.Add(-time.Hour+time.Second), 2, "sqs"),
+	}
+	for _, x := range gone {
+		mustPut(t, s, x)
+	}
+	waiting := turnOf("acme", alice, "waiting")
+	waitingRec := newRecord(waiting, now.Add(-time.Minute), keep)
+	mustAccept(t, s, waitingRec)
+	// Not hers: bob's own conversation; hers in other channels, under the same ids.
+	var kept []message.Exchange
+	for _, turn := range []message.Turn{
+		turnOf("acme", bob, "bobs"),
+		turnOf("globex", alice, "own"),
+		turnOf(message.DefaultChannel, alice, "own"),
+	} {
+		x := answer(turn, now, 1, "sqs")
+		mustPut(t, s, x)
+		kept = append(kept, x)
+	}
+	// A record in another channel with alice's user ref of acme: still not hers there.
+	elsewhere := turnOf("globex", alice, "elsewhere")
+	elsewhere.UserRef = own.first.UserRef
+	elsewhereRec := newRecord(elsewhere, now, keep)
+	mustAccept(t, s, elsewhereRec)
+
+	erased, err := s.EraseUser(ctx, "acme", own.first.UserRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := own.erased.Add(message.Erased{Conversations: 2, Messages: 2 + 3, Pending: 1})
+	if erased != want {
+		t.Errorf("EraseUser: got %+v, want %+v", erased, want)
+	}
+	checkErased(t, s, own, own.pending...)
+	for _, x := range gone {
+		if _, _, _, found, err := s.Load(ctx, x.Key, x.CreatedAt); err != nil || found {
+			t.Errorf("%s's exchange in the conversation alice joined: got found %v, err %v; want it gone", x.UserID, found, err)
+		}
+	}
+	for _, convRef := range []string{gone[0].ConversationRef, waiting.ConversationRef} {
+		entries, _, err := s.HistoryPage(ctx, "acme", convRef, 100, "")
+		if err != nil || len(entries) != 0 {
+			t.Errorf("conversation %s: got %d entries, %v; want none", convRef, len(entries), err)
+		}
+	}
+	if _, recFound, x, xFound, err := s.Load(ctx, waiting.Key(), waitingRec.CreatedAt); err != nil || recFound || !xFound || !x.Tombstone {
+		t.Errorf("the waiting message: got record %v, exchange %v (tombstone %v), err %v; want only its tombstone", recFound, xFound, x.Tombstone, err)
+	}
+	for _, x := range kept {
+		_, _, got, found, err := s.Load(ctx, x.Key, x.CreatedAt)
+		if err != nil || !found {
+			t.Errorf("%s's conversation %s in %s: got found %v, err %v; want it kept", x.UserID, x.ConversationID, x.Channel, found, err)
+			continue
+		}
+		checkExchange(t, "kept", got, x)
+	}
+	if rec, found, _, _, err := s.Load(ctx, elsewhereRec.Key, elsewhereRec.CreatedAt); err != nil || !found {
+		t.Errorf("the other channel's record with the same user ref: got found %v, err %v; want it kept", found, err)
+	} else {
+		checkRecord(t, "the other channel's record", rec, elsewhereRec)
+	}
+
+	if erased, err := s.EraseUser(ctx, "acme", own.first.UserRef); err != nil || erased != (message.Erased{}) {
+		t.Errorf("EraseUser again: got %+v, %v; want nothing", erased, err)
+	}
+	if erased, err := s.EraseUser(ctx, "acme", message.UserRef("acme", "nobody")); err != nil || erased != (message.Erased{}) {
+		t.Errorf("EraseUser of an unknown user: got %+v, %v; want nothing", erased, err)
+	}
 }

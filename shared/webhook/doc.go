@@ -14,10 +14,11 @@
 //     attempt's timestamp would be rejected as a replay by any verifier with a
 //     tolerance window once the backoff grows past a few minutes.
 //   - Redirects are never followed. A signed body replayed to wherever a Location
-//     header points is an easy way to leak it; a 3xx is reported as a permanent
-//     failure so the operator fixes the URL instead.
-//   - The outcome is one of three classes, decided here in one place: Delivered (2xx),
-//     Retry (408, 429, 5xx, timeouts, network failures) and Permanent (other 4xx and
-//     3xx). The reason carried with it is short and safe to log: never the response
-//     body, the URL or a secret.
+//     header points is an easy way to leak it; a 3xx is retried like any failure, and
+//     the outcome says where it pointed so the operator fixes the URL.
+//   - The outcome is one of four classes, decided here in one place: Delivered (2xx),
+//     Gone (410), Retry (every other answer, timeouts, network failures) and
+//     Permanent (a request that cannot be sent). The reason carried with it is short
+//     and safe to log: never the response body, the URL or a secret; the answer's first
+//     KiB travels apart, for the attempt log.
 package webhook

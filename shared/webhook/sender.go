@@ -35,6 +35,8 @@ const (
 	// maxDrain is how much of a response body is read (and thrown away) so that the
 	// connection can be reused; a receiver sending more costs a new connection.
 	maxDrain = 64 << 10
+	// maxAnswer is how much of a failed attempt's answer the attempt log keeps.
+	maxAnswer = 1 << 10
 )
 
 // Class says what the caller should do with a message after one attempt.
@@ -42,8 +44,9 @@ type Class int
 
 const (
 	Delivered Class = iota // the receiver answered 2xx: done
-	Retry                  // worth trying again later: 408, 429, 5xx, timeouts, network failures
-	Permanent              // trying again cannot help: 3xx, other 4xx, an unsendable request
+	Retry                  // any other answer, a timeout or a network failure: try again later
+	Permanent              // trying again cannot help: a request that cannot be sent at all
+	Gone                   // 410: the receiver says the endpoint is gone for good
 )
 
 func (c Class) String() string {
@@ -54,6 +57,8 @@ func (c Class) String() string {
 		return "retry"
 	case Permanent:
 		return "permanent"
+	case Gone:
+		return "gone"
 	}
 	return "Class(" + strconv.Itoa(int(c)) + ")"
 }
@@ -77,6 +82,11 @@ type Outcome struct {
 	// holds the response body, the URL or a secret.
 	Reason   string
 	Duration time.Duration // how long the attempt took, connect to body read
+	// Answer is the first KiB of the response body, for the attempt log (not the log).
+	Answer string
+	// Location is where a redirect pointed — scheme, host and path, not the query —
+	// so the operator can fix the URL.
+	Location string
 }
 
 // Config configures a Sender.
@@ -203,32 +213,59 @@ func (s *Sender) Send(ctx context.Context, r Request) (out Outcome) {
 	if err != nil {
 		return Outcome{Class: Retry, Reason: s.failure(ctx, attempt, err)}
 	}
-	// The answer is the status line; the body is only drained so the connection
-	// goes back to the pool. A body that stalls is cut off by the attempt's timeout
-	// and does not change the class: the receiver has already said what it did.
+	// The answer is the status line; the body is kept only for the attempt log
+	// (its first KiB) and drained so the connection goes back to the pool. A body that
+	// stalls is cut off by the attempt's timeout and does not change the class: the
+	// receiver has already said what it did.
+	head := make([]byte, maxAnswer)
+	n, _ := io.ReadFull(resp.Body, head)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	_ = resp.Body.Close()
 
 	out.Status = resp.StatusCode
 	out.Class, out.Reason = classify(resp.StatusCode)
 	out.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	if out.Class != Delivered {
+		out.Answer = strings.ToValidUTF8(string(head[:n]), "\uFFFD")
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		out.Location = location(req.URL, resp.Header.Get("Location"))
+	}
 	return out
 }
 
-// classify maps a status code to a class. Anything not named is retried: the
-// contract says only 2xx is success and only 3xx and 4xx are final.
+// classify maps a status code to a class. Only 2xx is success. Everything else is
+// retried, as Svix and Stripe do: a receiver answering 404 or 401 for a minute during
+// its own deploy must not lose messages to the dead-letter queue. 410 Gone is the
+// receiver saying the endpoint is gone for good: the caller disables it rather than
+// spend the budget.
 func classify(status int) (Class, string) {
 	switch {
 	case status >= 200 && status <= 299:
 		return Delivered, "http " + strconv.Itoa(status)
 	case status >= 300 && status <= 399:
-		return Permanent, "redirect " + strconv.Itoa(status) + " not followed"
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
-		return Retry, "http " + strconv.Itoa(status)
-	case status >= 400 && status <= 499:
-		return Permanent, "http " + strconv.Itoa(status)
+		return Retry, "redirect " + strconv.Itoa(status) + " not followed"
+	case status == http.StatusGone:
+		return Gone, "http 410"
 	}
 	return Retry, "http " + strconv.Itoa(status)
+}
+
+// location is where a redirect pointed, without the query or user info (they may
+// hold a token), resolved against the request URL, at most 256 bytes.
+func location(base *url.URL, loc string) string {
+	if loc == "" {
+		return ""
+	}
+	u, err := base.Parse(loc)
+	if err != nil {
+		return "(unreadable Location)"
+	}
+	s := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	return s
 }
 
 // failure names why no response came. Every such failure is worth a retry; only the

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -88,12 +89,13 @@ func TestSendClassifiesStatus(t *testing.T) {
 		{status: 429, retryAfter: "86400", wantClass: webhook.Retry, wantReason: "http 429", wantRetryAfter: 12 * time.Hour},
 		{status: 429, retryAfter: "soon", wantClass: webhook.Retry, wantReason: "http 429"},
 		{status: 429, wantClass: webhook.Retry, wantReason: "http 429"},
-		{status: 400, wantClass: webhook.Permanent, wantReason: "http 400"},
-		{status: 401, wantClass: webhook.Permanent, wantReason: "http 401"},
-		{status: 404, wantClass: webhook.Permanent, wantReason: "http 404"},
-		{status: 410, wantClass: webhook.Permanent, wantReason: "http 410"},
-		{status: 451, wantClass: webhook.Permanent, wantReason: "http 451"},
-		{status: 304, wantClass: webhook.Permanent, wantReason: "redirect 304 not followed"},
+		// Every other answer is retried, as Svix and Stripe do; 410 says the endpoint is gone.
+		{status: 400, wantClass: webhook.Retry, wantReason: "http 400"},
+		{status: 401, wantClass: webhook.Retry, wantReason: "http 401"},
+		{status: 404, wantClass: webhook.Retry, wantReason: "http 404"},
+		{status: 410, wantClass: webhook.Gone, wantReason: "http 410"},
+		{status: 451, wantClass: webhook.Retry, wantReason: "http 451"},
+		{status: 304, wantClass: webhook.Retry, wantReason: "redirect 304 not followed"},
 		{status: 600, wantClass: webhook.Retry, wantReason: "http 600"}, // not 2xx, not 3xx/4xx: the contract retries it
 	}
 	for _, tt := range tests {
@@ -121,7 +123,26 @@ func TestSendClassifiesStatus(t *testing.T) {
 			if out.Duration <= 0 {
 				t.Errorf("duration: got %v, want > 0", out.Duration)
 			}
+			wantAnswer := `{"error":"secret detail the reason must not carry"}`
+			if tt.wantClass == webhook.Delivered || tt.status == 304 {
+				wantAnswer = "" // nothing to log; a 304 has no body
+			}
+			if out.Answer != wantAnswer {
+				t.Errorf("answer: got %q, want %q", out.Answer, wantAnswer)
+			}
 		})
+	}
+}
+
+// The attempt log keeps the first KiB of a failed answer, valid UTF-8.
+func TestSendKeepsTheFirstKiBOfAFailedAnswer(t *testing.T) {
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		io.WriteString(w, strings.Repeat("é", 2000))
+	})
+	out := newSender(t, webhook.Config{URL: srv.URL}).Send(context.Background(), webhook.Request{ID: "msg_1"})
+	if len(out.Answer) < 1000 || len(out.Answer) > 1024+3 || !utf8.ValidString(out.Answer) {
+		t.Errorf("answer of %d bytes (valid UTF-8: %v), want about the first KiB", len(out.Answer), utf8.ValidString(out.Answer))
 	}
 }
 
@@ -134,8 +155,11 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, target.URL+"/elsewhere", status)
 			})
 			out := newSender(t, webhook.Config{URL: srv.URL}).Send(context.Background(), webhook.Request{ID: "msg_1", Body: []byte(`{}`)})
-			if out.Class != webhook.Permanent || out.Status != status {
-				t.Errorf("got %v %d, want permanent %d", out.Class, out.Status, status)
+			if out.Class != webhook.Retry || out.Status != status {
+				t.Errorf("got %v %d, want retry %d", out.Class, out.Status, status)
+			}
+			if out.Location != target.URL+"/elsewhere" {
+				t.Errorf("location: got %q, want %q", out.Location, target.URL+"/elsewhere")
 			}
 			if want := "redirect " + strconv.Itoa(status) + " not followed"; out.Reason != want {
 				t.Errorf("reason: got %q, want %q", out.Reason, want)
@@ -151,8 +175,16 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 	target := serve(t, func(w http.ResponseWriter, r *http.Request) { targetHits.Add(1) })
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target.URL, http.StatusFound) })
 	out := newSender(t, webhook.Config{URL: srv.URL, Client: &http.Client{}}).Send(context.Background(), webhook.Request{ID: "msg_1"})
-	if out.Class != webhook.Permanent || targetHits.Load() != 0 {
-		t.Errorf("with Config.Client: got %v and %d target requests, want permanent and 0", out.Class, targetHits.Load())
+	if out.Class != webhook.Retry || targetHits.Load() != 0 {
+		t.Errorf("with Config.Client: got %v and %d target requests, want retry and 0", out.Class, targetHits.Load())
+	}
+	// Where it pointed is told without a query or user info, which may hold a token.
+	leaky := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "https://user:pw@other.example/new/path?token=s3cret")
+		w.WriteHeader(http.StatusPermanentRedirect)
+	})
+	if out := newSender(t, webhook.Config{URL: leaky.URL}).Send(context.Background(), webhook.Request{ID: "msg_1"}); out.Location != "https://other.example/new/path" {
+		t.Errorf("location = %q, want https://other.example/new/path", out.Location)
 	}
 }
 
@@ -528,7 +560,7 @@ func TestNewSender(t *testing.T) {
 }
 
 func TestClassString(t *testing.T) {
-	for c, want := range map[webhook.Class]string{webhook.Delivered: "delivered", webhook.Retry: "retry", webhook.Permanent: "permanent", 7: "Class(7)"} {
+	for c, want := range map[webhook.Class]string{webhook.Delivered: "delivered", webhook.Retry: "retry", webhook.Permanent: "permanent", webhook.Gone: "gone", 7: "Class(7)"} {
 		if got := c.String(); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
