@@ -41,9 +41,12 @@ type Usage struct {
 	InboundInvocations, DeliveryInvocations float64
 	InboundBilled, DeliveryBilled           time.Duration
 	MemoryMB                                int
-	WRU, RRU                                float64 // DynamoDB capacity units
-	SQSRequests                             float64 // by the functions
-	ESMRequests                             float64 // receives and deletes by the event source mapping
+	WRU, RRU                                float64 // DynamoDB capacity units, as the service reported them
+	// SizedWRU is the write units worked out from the items written (awscount.ItemSize):
+	// what Cost uses when the service reported none.
+	SizedWRU    float64
+	SQSRequests float64 // by the functions
+	ESMRequests float64 // receives and deletes by the event source mapping
 }
 
 // Line is one line of the cost of a million messages.
@@ -60,13 +63,17 @@ func Cost(u Usage) []Line {
 		return invocations * billed.Seconds() * float64(u.MemoryMB) / 1024
 	}
 	inGBs, outGBs := gbs(u.InboundInvocations, u.InboundBilled), gbs(u.DeliveryInvocations, u.DeliveryBilled)
+	wru := u.WRU
+	if wru == 0 {
+		wru = u.SizedWRU
+	}
 	return []Line{
 		{Prices.HTTPAPI.Item, u.HTTPRequests, "requests", u.HTTPRequests * Prices.HTTPAPI.PerM},
 		{"Lambda requests, inbound", u.InboundInvocations, "invocations", u.InboundInvocations * Prices.LambdaRequests.PerM},
 		{"Lambda requests, delivery", u.DeliveryInvocations, "invocations", u.DeliveryInvocations * Prices.LambdaRequests.PerM},
 		{fmt.Sprintf("Lambda duration, inbound (%d MB, %s billed per invocation)", u.MemoryMB, fmtMs(u.InboundBilled)), inGBs, "GB-s", inGBs * Prices.LambdaARMGBSecond * 1e6},
 		{fmt.Sprintf("Lambda duration, delivery (%d MB, %s billed per invocation)", u.MemoryMB, fmtMs(u.DeliveryBilled)), outGBs, "GB-s", outGBs * Prices.LambdaARMGBSecond * 1e6},
-		{Prices.DynamoWRU.Item, u.WRU, "WRU", u.WRU * Prices.DynamoWRU.PerM},
+		{Prices.DynamoWRU.Item, wru, "WRU", wru * Prices.DynamoWRU.PerM},
 		{Prices.DynamoRRU.Item, u.RRU, "RRU", u.RRU * Prices.DynamoRRU.PerM},
 		{"SQS FIFO requests by the functions", u.SQSRequests, "requests", u.SQSRequests * Prices.SQSFIFO.PerM},
 		{"SQS FIFO requests by the event source mapping", u.ESMRequests, "requests", u.ESMRequests * Prices.SQSFIFO.PerM},

@@ -92,6 +92,9 @@ type Load struct {
 	RunID string
 	// Timeout is how long a client waits for a reply before it counts it lost.
 	Timeout time.Duration
+	// CPU, when set, samples the CPU time of the processes involved; the result keeps
+	// what each used during the window.
+	CPU func() CPUSample
 }
 
 // Result is what a load run measured, over the window after the warmup.
@@ -108,6 +111,8 @@ type Result struct {
 	// Timeout; both should be 0.
 	Failed, Lost int
 	FirstError   string
+	// CPU is the CPU time each sampled process used during the window.
+	CPU CPUSample
 }
 
 type sample struct {
@@ -146,6 +151,16 @@ func (l Load) Run(ctx context.Context) Result {
 		}
 	}
 	var wg sync.WaitGroup
+	if l.CPU != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(windowStart))
+			before := l.CPU()
+			time.Sleep(time.Until(end))
+			res.CPU = l.CPU().Sub(before)
+		}()
+	}
 	for c := range l.Concurrency {
 		wg.Add(1)
 		go func() {
@@ -211,4 +226,94 @@ func post(ctx context.Context, client *http.Client, url, token, body string) (in
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode, nil
+}
+
+// OpenLoad sends messages at a fixed rate whatever the replies do — Rate a second for
+// Duration, round robin over Conversations conversations — and waits up to Timeout
+// for each reply. It measures what a caller waits for the POST while turns run behind
+// the queue: with a slow bot, the POST must not wait for it.
+type OpenLoad struct {
+	URL, Token    string
+	Receiver      *Receiver
+	Rate          int
+	Duration      time.Duration
+	Conversations int
+	RunID         string
+	Timeout       time.Duration
+}
+
+// OpenResult is what an open load measured.
+type OpenResult struct {
+	Sent                      int
+	PostP50, PostP99, PostMax time.Duration // to the POST's 200
+	ReplyP50, ReplyP99        time.Duration // from the POST's start to the reply's arrival
+	Failed, Lost              int
+	FirstError                string
+}
+
+// Run runs the load and returns once every reply arrived or timed out.
+func (l OpenLoad) Run(ctx context.Context) OpenResult {
+	if l.Timeout == 0 {
+		l.Timeout = 30 * time.Second
+	}
+	client := NewClient(l.Rate)
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var res OpenResult
+	var posts, replies []time.Duration
+	fail := func(lost bool, err string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if lost {
+			res.Lost++
+		} else {
+			res.Failed++
+		}
+		if res.FirstError == "" {
+			res.FirstError = err
+		}
+	}
+	tick := time.NewTicker(time.Second / time.Duration(l.Rate))
+	defer tick.Stop()
+	end := time.Now().Add(l.Duration)
+	var wg sync.WaitGroup
+	for n := 0; time.Now().Before(end) && ctx.Err() == nil; n++ {
+		<-tick.C
+		res.Sent++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := n % max(l.Conversations, 1)
+			conv := l.RunID + "-c" + strconv.Itoa(c)
+			id := conv + "-m" + strconv.Itoa(n)
+			body := `{"userId":"user-` + strconv.Itoa(c) + `","messageId":"` + id + `","conversationId":"` + conv +
+				`","type":"text","text":"Hello, can you tell me where my order is?"}`
+			arrived := l.Receiver.expect(id)
+			start := time.Now()
+			status, err := post(ctx, client, l.URL, l.Token, body)
+			posted := time.Since(start)
+			if err != nil || status != 200 {
+				l.Receiver.forget(id)
+				fail(false, fmt.Sprintf("POST: status %d, %v", status, err))
+				return
+			}
+			mu.Lock()
+			posts = append(posts, posted)
+			mu.Unlock()
+			select {
+			case at := <-arrived:
+				mu.Lock()
+				replies = append(replies, at.Sub(start))
+				mu.Unlock()
+			case <-time.After(l.Timeout):
+				l.Receiver.forget(id)
+				fail(true, "no reply to "+id+" within "+l.Timeout.String())
+			case <-ctx.Done():
+			}
+		}()
+	}
+	wg.Wait()
+	res.PostP50, res.PostP99, res.PostMax = Percentile(posts, 50), Percentile(posts, 99), Percentile(posts, 100)
+	res.ReplyP50, res.ReplyP99 = Percentile(replies, 50), Percentile(replies, 99)
+	return res
 }

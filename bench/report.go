@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"regexp"
@@ -81,7 +82,8 @@ func ParseMicro(r io.Reader) ([]Micro, error) {
 // Machine describes where the numbers were taken.
 type Machine struct {
 	CPU, OS, Go, Java, Node string
-	Cores                   int
+	Cores                   int    // runtime.NumCPU, which is nproc
+	MemoryMB                int    // MemTotal
 	LoadBefore, LoadAfter   string // /proc/loadavg's 1-minute figure
 }
 
@@ -93,6 +95,14 @@ func ThisMachine() Machine {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
 				m.CPU = strings.TrimSpace(v)
 				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.Atoi(f[1])
+				m.MemoryMB = kb / 1024
 			}
 		}
 	}
@@ -191,6 +201,18 @@ func (e E2E) PostP50() time.Duration {
 	return time.Duration(e.median(func(r Result) float64 { return float64(r.PostP50) }))
 }
 
+// CPUPerMessage is the median over repetitions of the CPU time process used per
+// message completed in the window; false when it was not sampled.
+func (e E2E) CPUPerMessage(process string) (time.Duration, bool) {
+	var xs []float64
+	for _, r := range e.Reps {
+		if d, ok := r.CPU[process]; ok && r.Completed > 0 {
+			xs = append(xs, float64(d)/float64(r.Completed))
+		}
+	}
+	return time.Duration(Median(xs)), len(xs) > 0
+}
+
 // Problems adds up the failed POSTs and lost replies of every repetition.
 func (e E2E) Problems() (failed, lost int, first string) {
 	for _, r := range e.Reps {
@@ -203,33 +225,108 @@ func (e E2E) Problems() (failed, lost int, first string) {
 	return
 }
 
-// CallRow is one AWS operation's calls per accepted message, by who makes them.
+// Who makes an AWS call.
+const (
+	CallerInbound  = "inbound function"
+	CallerToken    = "inbound function, token check" // cached a minute per token and instance
+	CallerDelivery = "delivery function"
+	CallerESM      = "event source mapping"
+)
+
+// ESMPollers is how many pollers the stand-in for the event source mapping runs in the
+// counted runs: AWS starts an SQS mapping with five.
+const ESMPollers = 5
+
+// CallRow is one AWS operation's calls, by who makes them.
 type CallRow struct {
-	Caller string // "inbound function", "delivery function", "event source mapping"
+	Caller string // CallerInbound, CallerToken, CallerDelivery or CallerESM
 	Op     awscount.Op
 	Stat   awscount.Stat
 }
 
+// CountedRun is a run whose AWS calls were counted, per accepted message.
+type CountedRun struct {
+	Concurrency int
+	Messages    int // accepted in the run
+	Calls       []CallRow
+	Batches     float64 // mean records per delivery invocation
+	Usage       Usage
+	// InboundMean is the mean inbound Handle time, InboundAWS the part of it spent
+	// waiting on AWS calls; DeliveryMean the mean delivery invocation.
+	InboundMean, InboundAWS, DeliveryMean time.Duration
+}
+
+// PerMessage adds up a caller's calls per message, and the write units DynamoDB
+// reported and those worked out from the items.
+func (c CountedRun) PerMessage(caller string) (calls, wru, sizedWRU float64) {
+	n := float64(max(c.Messages, 1))
+	for _, r := range c.Calls {
+		if r.Caller == caller {
+			calls += float64(r.Stat.Calls) / n
+			wru += r.Stat.WriteUnits / n
+			sizedWRU += r.Stat.SizedWriteUnits / n
+		}
+	}
+	return calls, wru, sizedWRU
+}
+
+// SlowBot is an open load at a fixed rate, on one system with one bot, repeated.
+type SlowBot struct {
+	System, Bot string
+	Reps        []OpenResult
+}
+
+func (s SlowBot) median(f func(OpenResult) time.Duration) time.Duration {
+	xs := make([]float64, len(s.Reps))
+	for i, r := range s.Reps {
+		xs[i] = float64(f(r))
+	}
+	return time.Duration(Median(xs))
+}
+
+// Problems adds up the failed POSTs and lost replies of every repetition.
+func (s SlowBot) Problems() (sent, failed, lost int) {
+	for _, r := range s.Reps {
+		sent += r.Sent
+		failed += r.Failed
+		lost += r.Lost
+	}
+	return
+}
+
 // Report is everything `make bench` prints.
 type Report struct {
-	Date     time.Time
-	Machine  Machine
-	Micro    []Micro
-	Systems  []System
-	E2E      []E2E // by system, then concurrency
-	Window   time.Duration
-	Warmup   time.Duration
-	Floor    string // the System name of the floor
-	Messages int    // accepted messages in the counted run
-	Calls    []CallRow
-	Batches  float64 // mean batch size the delivery function got in the counted run
-	// InboundMean is the mean inbound Handle time in the counted run, and InboundAWS
-	// the part of it spent waiting on AWS calls.
-	InboundMean, InboundAWS time.Duration
-	Usage                   Usage
-	Binaries                []Binary
-	Notes                   []string
+	Date    time.Time
+	Machine Machine
+	Micro   []Micro
+	Systems []System
+	E2E     []E2E // by system, then concurrency
+	Window  time.Duration
+	Warmup  time.Duration
+	Floor   string // the System name of the floor
+	// CPUProcesses are the processes whose CPU time the end-to-end runs sampled, in
+	// the order the table shows them.
+	CPUProcesses []string
+	Counted      []CountedRun
+	// The slow-bot runs: Rate messages a second for SlowWindow over SlowConversations
+	// conversations, each system with the echo bot and with an http bot taking SlowDelay.
+	SlowBots                    []SlowBot
+	SlowRate, SlowConversations int
+	SlowWindow, SlowDelay       time.Duration
+	Binaries                    []Binary
+	Notes                       []string
 }
+
+// Targets of issue 9.
+const (
+	TargetFloorRatio  = 0.8
+	TargetCalls       = 3.0
+	TargetWRU         = 2.0
+	TargetCost        = 3.25
+	TargetSlowPOSTP99 = 50 * time.Millisecond
+	SlowTargetSystem  = "local stack" // where the POST p99 target applies
+	ComparedWithFloor = "emulators"   // the system whose ratio to the floor is the target
+)
 
 func fmtDur(d time.Duration) string {
 	switch {
@@ -255,6 +352,8 @@ func fmtNs(ns float64) string {
 	return fmt.Sprintf("%.2f ms", ns/1e6)
 }
 
+func fmtMsCPU(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+
 // Find returns the E2E of system at concurrency c.
 func (r *Report) Find(system string, c int) (E2E, bool) {
 	for _, e := range r.E2E {
@@ -265,6 +364,33 @@ func (r *Report) Find(system string, c int) (E2E, bool) {
 	return E2E{}, false
 }
 
+// Ratio is system's median throughput over the floor's at concurrency c.
+func (r *Report) Ratio(system string, c int) (float64, bool) {
+	e, ok1 := r.Find(system, c)
+	f, ok2 := r.Find(r.Floor, c)
+	if !ok1 || !ok2 || f.PerSecond() <= 0 || len(e.Reps) == 0 {
+		return 0, false
+	}
+	return e.PerSecond() / f.PerSecond(), true
+}
+
+func (r *Report) concurrencies() []int {
+	var cs []int
+	for _, e := range r.E2E {
+		if !slices.Contains(cs, e.Concurrency) {
+			cs = append(cs, e.Concurrency)
+		}
+	}
+	return cs
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
 // Markdown renders the report.
 func (r *Report) Markdown() string {
 	var b strings.Builder
@@ -272,16 +398,20 @@ func (r *Report) Markdown() string {
 	p("# Parley benchmarks\n\n")
 	p("Generated by `make bench` on %s. Every number below was measured in that run; nothing is copied in.\n\n", r.Date.UTC().Format("2006-01-02 15:04 MST"))
 	m := r.Machine
-	p("**Machine:** %s, %d cores, %s, %s; DynamoDB Local on %s, local-aws-sqs on Node %s. 1-minute load average %s when the end-to-end runs began (%s at the end, the run's own load). ",
-		m.CPU, m.Cores, m.OS, m.Go, orUnknown(m.Java), orUnknown(m.Node), m.LoadBefore, m.LoadAfter)
+	p("**Machine:** %s, %d cores (`nproc`), %.1f GB memory, %s, %s; DynamoDB Local on %s, local-aws-sqs on Node %s. 1-minute load average %s when the end-to-end runs began (%s at the end, the run's own load). ",
+		m.CPU, m.Cores, float64(m.MemoryMB)/1024, m.OS, m.Go, orUnknown(m.Java), orUnknown(m.Node), m.LoadBefore, m.LoadAfter)
 	p("The load generator, the receiver, the system under test and the emulators all share these cores: compare rows with each other, not with AWS.\n\n")
 
-	p("## Handlers (`go test -bench`, median of %d runs)\n\n", maxRuns(r.Micro))
-	p("| benchmark | time/op | allocs/op | bytes/op |\n|---|---:|---:|---:|\n")
-	for _, mb := range r.Micro {
-		p("| `%s` | %s | %.0f | %.0f |\n", mb.Name, fmtNs(mb.NsPerOp), mb.AllocsPerOp, mb.BytesPerOp)
+	r.targets(p)
+
+	if len(r.Micro) > 0 {
+		p("## Handlers (`go test -bench`, median of %d runs)\n\n", maxRuns(r.Micro))
+		p("| benchmark | time/op | allocs/op | bytes/op |\n|---|---:|---:|---:|\n")
+		for _, mb := range r.Micro {
+			p("| `%s` | %s | %.0f | %.0f |\n", mb.Name, fmtNs(mb.NsPerOp), mb.AllocsPerOp, mb.BytesPerOp)
+		}
+		p("\nDecodeInbound: decode and validate one body. InboundHandle: one accepted message through `inbound.Handler.Handle` on the embedded store and queue — the conditional write, the send of the turn, the JSON log line; no bot (window: messages waiting in the embedded queue). InboundReplay: the same message again. DeliveryHandle: `delivery.Handler.Handle` on a batch of turn jobs on the embedded store: the echo bot, the exchange written once, one signed POST each to a loopback receiver answering 200.\n\n")
 	}
-	p("\nDecodeInbound: decode and validate one body. InboundHandle: one accepted message through `inbound.Handler.Handle` on the embedded store and queue with the echo bot, JSON log line included (window: messages in the embedded queue's deduplication window). InboundReplay: the same message again. DeliveryHandle: `delivery.Handler.Handle` on a batch of records, each a signed POST to a loopback receiver answering 200.\n\n")
 
 	p("## End to end (closed loop, median of %d runs of %s, each after %s of warm-up)\n\n", maxReps(r.E2E), r.Window, r.Warmup)
 	p("Each of *c* clients has its own conversation and sends its next message as soon as the receiver got the reply to the previous one. Latency runs from the start of the POST to the receiver answering the bot's reply.\n\n")
@@ -292,8 +422,8 @@ func (r *Report) Markdown() string {
 				continue
 			}
 			ratio := "–"
-			if f, ok := r.Find(r.Floor, e.Concurrency); ok && s.VsFloor && f.PerSecond() > 0 {
-				ratio = fmt.Sprintf("%.2f×", e.PerSecond()/f.PerSecond())
+			if v, ok := r.Ratio(s.Name, e.Concurrency); ok && s.VsFloor {
+				ratio = fmt.Sprintf("%.2f×", v)
 			}
 			note := ""
 			if failed, lost, first := e.Problems(); failed+lost > 0 {
@@ -306,40 +436,10 @@ func (r *Report) Markdown() string {
 	for _, s := range r.Systems {
 		p("- **%s**: %s\n", s.Name, s.Desc)
 	}
-
-	p("\n## AWS calls per accepted message\n\n")
-	p("Counted by `shared/awscount` on the SDK clients of the real adapters, wired as the two functions wire them, over %d messages (echo bot, one reply each) at concurrency 16 on DynamoDB Local and local-aws-sqs. Calls the event source mapping makes in AWS are listed apart: the function does not make them.\n\n", r.Messages)
-	p("| made by | operation | calls/msg | requests/msg | capacity/msg | mean time/call |\n|---|---|---:|---:|---:|---:|\n")
-	n := float64(max(r.Messages, 1))
-	for _, c := range r.Calls {
-		capacity := ""
-		if c.Stat.WriteUnits > 0 {
-			capacity = fmt.Sprintf("%.2f WRU", c.Stat.WriteUnits/n)
-		}
-		if c.Stat.ReadUnits > 0 {
-			capacity = fmt.Sprintf("%.3f RRU", c.Stat.ReadUnits/n)
-		}
-		var mean time.Duration
-		if c.Stat.Calls > 0 {
-			mean = c.Stat.Time / time.Duration(c.Stat.Calls)
-		}
-		p("| %s | %s | %.3f | %.3f | %s | %s |\n", c.Caller, c.Op, float64(c.Stat.Calls)/n, float64(c.Stat.Attempts)/n, capacity, fmtDur(mean))
-	}
-	p("\nReceiveMessage's time includes its long-poll wait for a message.")
-	if r.InboundMean > 0 {
-		p("\nOne inbound `Handle` took %s on average in this run, %s of it (%.0f%%) waiting on the calls above.", fmtDur(r.InboundMean), fmtDur(r.InboundAWS), 100*float64(r.InboundAWS)/float64(r.InboundMean))
-	}
-	p("\nThe delivery function got batches of %.1f records on average here. In AWS the event source mapping receives up to 10 records per call and deletes them in batches, so at full batches it makes 0.2 requests per message; it also long-polls while the queue is empty (a fixed cost, not per message).\n\n", r.Batches)
-
-	lines := Cost(r.Usage)
-	p("## Cost per million messages (us-east-1 list prices)\n\n")
-	p("| item | per message | $ per million |\n|---|---:|---:|\n")
-	for _, l := range lines {
-		p("| %s | %.4g %s | %.2f |\n", l.Item, l.PerMsg, l.Unit, l.Dollars)
-	}
-	p("| **total** | | **%.2f** |\n\n", Total(lines))
-	p("Prices (in `bench/cost.go`): HTTP API $%.2f/M requests; Lambda arm64 $%.10f/GB-s and $%.2f/M requests; DynamoDB on-demand $%.3f/M WRU, $%.3f/M RRU; SQS FIFO $%.2f/M requests. Free tiers ignored. Durations are the mean billed (rounded up to 1 ms) `Handle` time measured on the emulators in the counted run, at the deployed %d MB; a real DynamoDB write takes longer than DynamoDB Local's, and a real receiver longer than the loopback one, so in AWS the two duration lines are larger, though still small next to the request lines. The ESM line assumes AWS's batching at the batch size measured here.\n\n",
-		Prices.HTTPAPI.PerM, Prices.LambdaARMGBSecond, Prices.LambdaRequests.PerM, Prices.DynamoWRU.PerM, Prices.DynamoRRU.PerM, Prices.SQSFIFO.PerM, r.Usage.MemoryMB)
+	r.cpuTable(p)
+	r.slowBots(p)
+	r.calls(p)
+	r.cost(p)
 
 	p("## Lambda bootstraps\n\n| function | built for | size | zip | init p50 (host, %d runs) |\n|---|---|---:|---:|---:|\n", maxInit(r.Binaries))
 	for _, bin := range r.Binaries {
@@ -353,6 +453,222 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// targets is the summary: each target of issue 9 with what this run measured.
+func (r *Report) targets(p func(string, ...any)) {
+	p("## Targets\n\n| target | measured | |\n|---|---|---|\n")
+	for _, c := range r.concurrencies() {
+		if v, ok := r.Ratio(ComparedWithFloor, c); ok {
+			p("| end to end ≥ %.1f× the floor at c = %d (%s) | %.2f× | %s |\n", TargetFloorRatio, c, ComparedWithFloor, v, met(v >= TargetFloorRatio))
+		}
+	}
+	for _, c := range r.Counted {
+		in, inWRU, inSized := c.PerMessage(CallerInbound)
+		out, outWRU, outSized := c.PerMessage(CallerDelivery)
+		tok, _, _ := c.PerMessage(CallerToken)
+		p("| ≤ %.0f AWS calls per text message with one reply, plus the token cache (counted, c = %d) | %.3f: inbound %.3f + delivery %.3f (token check %.4f more) | %s |\n",
+			TargetCalls, c.Concurrency, in+out, in, out, tok, met(in+out <= TargetCalls+1e-9))
+		p("| ≤ %.0f WRU per message (c = %d) | %.3f reported by DynamoDB Local (%.3f worked out from the item sizes): inbound %.3f + delivery %.3f | %s |\n",
+			TargetWRU, c.Concurrency, inWRU+outWRU, inSized+outSized, inWRU, outWRU, met(max(inWRU+outWRU, inSized+outSized) <= TargetWRU+1e-9))
+		total := Total(Cost(c.Usage))
+		p("| ≤ $%.2f per million messages, history on (c = %d, %.1f records per delivery invocation) | $%.2f | %s |\n",
+			TargetCost, c.Concurrency, c.Batches, total, met(total <= TargetCost))
+	}
+	for _, s := range r.SlowBots {
+		if s.System == SlowTargetSystem && s.Bot != "echo" {
+			p99 := s.median(func(o OpenResult) time.Duration { return o.PostP99 })
+			p("| POST p99 < %s with a bot taking %s (%s) | %s (p50 %s) | %s |\n", fmtDur(TargetSlowPOSTP99), fmtDur(r.SlowDelay), s.System,
+				fmtDur(p99), fmtDur(s.median(func(o OpenResult) time.Duration { return o.PostP50 })), met(p99 < TargetSlowPOSTP99))
+		}
+	}
+	p("\n")
+}
+
+// cpuTable shows where the CPU time went, per message, in the end-to-end runs.
+func (r *Report) cpuTable(p func(string, ...any)) {
+	if len(r.CPUProcesses) == 0 {
+		return
+	}
+	p("\n### Where the time goes: CPU per message\n\n")
+	p("CPU time (user + system, from `/proc/<pid>/stat`) each process used during the window, divided by the messages completed in it; median of the runs, in milliseconds. On %d cores the machine has %d ms of CPU a second, so a system whose row adds up to *t* ms cannot pass %d000/*t* messages a second however it is built.\n\n",
+		r.Machine.Cores, 1000*r.Machine.Cores, r.Machine.Cores)
+	p("| system | c |")
+	for _, name := range r.CPUProcesses {
+		p(" %s |", name)
+	}
+	p(" total | CPU-bound ceiling |\n|---|---:|")
+	for range r.CPUProcesses {
+		p("---:|")
+	}
+	p("---:|---:|\n")
+	for _, s := range r.Systems {
+		for _, e := range r.E2E {
+			if e.System != s.Name {
+				continue
+			}
+			p("| %s | %d |", s.Name, e.Concurrency)
+			var total time.Duration
+			for _, name := range r.CPUProcesses {
+				d, ok := e.CPUPerMessage(name)
+				if !ok {
+					p(" – |")
+					continue
+				}
+				total += d
+				p(" %s |", fmtMsCPU(d))
+			}
+			ceiling := "–"
+			if total > 0 {
+				ceiling = fmt.Sprintf("%.0f/s", float64(r.Machine.Cores)*float64(time.Second)/float64(total))
+			}
+			p(" %s | %s |\n", fmtMsCPU(total), ceiling)
+		}
+	}
+	p("\n")
+}
+
+// slowBots shows what a caller waits for the POST while the bot is slow.
+func (r *Report) slowBots(p func(string, ...any)) {
+	if len(r.SlowBots) == 0 {
+		return
+	}
+	p("\n## The POST with a slow bot (open loop, median of %d runs)\n\n", maxSlowReps(r.SlowBots))
+	p("%d messages a second for %s over %d conversations (each gets a message every %s, longer than the bot takes), whatever the replies do; the same load with the echo bot and with an http bot (Rasa REST, `PARLEY_BOT=http`) that answers after %s. The POST answers once the message is stored and its turn queued: it must not wait for the bot.\n\n",
+		r.SlowRate, r.SlowWindow, r.SlowConversations, fmtDur(time.Duration(r.SlowConversations)*time.Second/time.Duration(max(r.SlowRate, 1))), fmtDur(r.SlowDelay))
+	p("| system | bot | POSTs | POST p50 | POST p99 | POST max | reply p50 | reply p99 | failed / lost |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.SlowBots {
+		sent, failed, lost := s.Problems()
+		p("| %s | %s | %d | %s | %s | %s | %s | %s | %d / %d |\n", s.System, s.Bot, sent,
+			fmtDur(s.median(func(o OpenResult) time.Duration { return o.PostP50 })),
+			fmtDur(s.median(func(o OpenResult) time.Duration { return o.PostP99 })),
+			fmtDur(s.median(func(o OpenResult) time.Duration { return o.PostMax })),
+			fmtDur(s.median(func(o OpenResult) time.Duration { return o.ReplyP50 })),
+			fmtDur(s.median(func(o OpenResult) time.Duration { return o.ReplyP99 })), failed, lost)
+	}
+	p("\nThe reply latency runs from the start of the POST to the reply's arrival: the bot's %s and the delivery.\n\n", fmtDur(r.SlowDelay))
+}
+
+// calls shows the AWS calls per message, by who makes them.
+func (r *Report) calls(p func(string, ...any)) {
+	for _, c := range r.Counted {
+		p("## AWS calls per accepted message (c = %d)\n\n", c.Concurrency)
+		p("Counted by `shared/awscount` on the SDK clients of the real adapters, wired as `functions/inbound` and `functions/delivery` wire them (the echo bot: one reply per message; signed webhooks), over %d messages in a closed loop at concurrency %d on DynamoDB Local and local-aws-sqs; a stand-in for the event source mapping (%d pollers) invokes the delivery handler with what it receives. Calls the mapping makes in AWS are listed apart: the functions do not make them.\n\n",
+			c.Messages, c.Concurrency, ESMPollers)
+		p("| made by | operation | calls/msg | requests/msg | WRU/msg reported | WRU/msg from item sizes | RRU/msg | mean time/call |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+		n := float64(max(c.Messages, 1))
+		for _, row := range c.Calls {
+			var mean time.Duration
+			if row.Stat.Calls > 0 {
+				mean = row.Stat.Time / time.Duration(row.Stat.Calls)
+			}
+			units := func(v float64) string {
+				if v == 0 {
+					return ""
+				}
+				return fmt.Sprintf("%.3f", v/n)
+			}
+			p("| %s | %s | %.3f | %.3f | %s | %s | %s | %s |\n", row.Caller, row.Op, float64(row.Stat.Calls)/n, float64(row.Stat.Attempts)/n,
+				units(row.Stat.WriteUnits), units(row.Stat.SizedWriteUnits), units(row.Stat.ReadUnits), fmtDur(mean))
+		}
+		in, inWRU, inSized := c.PerMessage(CallerInbound)
+		out, outWRU, outSized := c.PerMessage(CallerDelivery)
+		tok, _, _ := c.PerMessage(CallerToken)
+		p("| **inbound function** | | **%.3f** | | **%.3f** | %.3f | | |\n", in, inWRU, inSized)
+		p("| **token check** (cached) | | %.4f | | | | | |\n", tok)
+		p("| **delivery function** | | **%.3f** | | **%.3f** | %.3f | | |\n", out, outWRU, outSized)
+		p("| **both functions**, without the token check | | **%.3f** | | **%.3f** | %.3f | | |\n", in+out, inWRU+outWRU, inSized+outSized)
+		p("\nThe token check is a GetItem on a client of its own, cached a minute per token: the issue's budget of calls is \"plus the token cache\", so the total leaves it out and shows it apart. ReceiveMessage's time includes its long-poll wait for a message. WRU reported: the ConsumedCapacity DynamoDB Local returns (`ReturnConsumedCapacity TOTAL`, asked by the counter). WRU from item sizes: worked out by `awscount.ItemSize` from the items each PutItem carries, by DynamoDB's documented rules (one unit per KB begun), as a check that does not trust the emulator.")
+		if c.InboundMean > 0 {
+			p(" One inbound `Handle` took %s on average in this run, %s of it (%.0f%%) waiting on the calls above; one delivery invocation took %s.",
+				fmtDur(c.InboundMean), fmtDur(c.InboundAWS), 100*float64(c.InboundAWS)/float64(c.InboundMean), fmtDur(c.DeliveryMean))
+		}
+		p(" The delivery function got batches of %.1f records on average here. In AWS the event source mapping receives up to 10 records per call and deletes them in batches; it also long-polls while the queue is empty (a fixed cost, not per message).\n\n", c.Batches)
+	}
+}
+
+// cost shows the cost per million messages of each counted run, and how it moves with
+// the batch size the event source mapping gets.
+func (r *Report) cost(p func(string, ...any)) {
+	if len(r.Counted) == 0 {
+		return
+	}
+	p("## Cost per million messages (us-east-1 list prices, history on)\n\n")
+	p("| item |")
+	for _, c := range r.Counted {
+		p(" per message (c = %d) | $/M (c = %d) |", c.Concurrency, c.Concurrency)
+	}
+	p("\n|---|")
+	for range r.Counted {
+		p("---:|---:|")
+	}
+	p("\n")
+	all := make([][]Line, len(r.Counted))
+	for i, c := range r.Counted {
+		all[i] = Cost(c.Usage)
+	}
+	for li := range all[0] {
+		p("| %s |", all[0][li].Item)
+		for i := range r.Counted {
+			l := all[i][li]
+			p(" %.4g %s | %.2f |", l.PerMsg, l.Unit, l.Dollars)
+		}
+		p("\n")
+	}
+	p("| **total** |")
+	for i := range r.Counted {
+		p(" | **%.2f** |", Total(all[i]))
+	}
+	p("\n\nHistory is the exchange the delivery function writes once per turn (the user message and the bot's replies, one item): there is no separate history write. Prices (in `bench/cost.go`): HTTP API $%.2f/M requests; Lambda arm64 $%.10f/GB-s and $%.2f/M requests; DynamoDB on-demand $%.3f/M WRU, $%.3f/M RRU; SQS FIFO $%.2f/M requests. Free tiers ignored. Lambda duration lines use the mean billed (rounded up to 1 ms) `Handle` time measured on the emulators, at the deployed %d MB of both functions; a real DynamoDB write and a real receiver take longer than the loopback ones, so in AWS those two lines are larger. Lambda duration lines are per function: the inbound one's billed time; the delivery one's per invocation, shared by the batch.\n\n",
+		Prices.HTTPAPI.PerM, Prices.LambdaARMGBSecond, Prices.LambdaRequests.PerM, Prices.DynamoWRU.PerM, Prices.DynamoRRU.PerM, Prices.SQSFIFO.PerM, DeployedMemoryMB)
+	// What the batch size does: the per-batch lines scale with 1/batch.
+	c := r.Counted[len(r.Counted)-1]
+	p("The lines paid per delivery invocation — its Lambda request and duration, and the mapping's ReceiveMessage and DeleteMessageBatch — are divided by the batch size, so the total depends on how full the batches are, which the traffic decides: a quiet queue hands the function one record at a time. The same usage (c = %d) at other batch sizes:\n\n", c.Concurrency)
+	p("| records per delivery invocation | $ per million |\n|---:|---:|\n")
+	for _, batch := range []float64{1, 2, 5, 10, c.Batches} {
+		p("| %s | %.2f |\n", batchLabel(batch, c.Batches), Total(Cost(AtBatch(c.Usage, c.Batches, batch))))
+	}
+	fixed := Total(Cost(AtBatch(c.Usage, c.Batches, math.Inf(1))))
+	perBatch := (Total(Cost(c.Usage)) - fixed) * c.Batches
+	p("\nThe part paid per message whatever the batching is $%.2f of it (API Gateway, the inbound Lambda request and duration, 2 WRU, the SendMessage); the part paid per delivery invocation is $%.2f per million invocations (the invocation and its duration, and the mapping's receive and delete). ", fixed, perBatch)
+	if fixed < TargetCost {
+		p("The target of $%.2f is met when batches average at least %.1f records.\n\n", TargetCost, perBatch/(TargetCost-fixed))
+	} else {
+		p("That fixed part alone is over the target of $%.2f.\n\n", TargetCost)
+	}
+}
+
+func batchLabel(b, measured float64) string {
+	if b == measured {
+		return fmt.Sprintf("%.1f (measured)", b)
+	}
+	return fmt.Sprintf("%.0f", b)
+}
+
+// AtBatch is u, measured at batches of measured records per delivery invocation, with
+// the per-invocation lines scaled to batches of batch records. The billed time of one
+// invocation is kept: a fuller batch takes longer, so this flatters large batches a
+// little.
+func AtBatch(u Usage, measured, batch float64) Usage {
+	if measured <= 0 || batch <= 0 {
+		return u
+	}
+	if math.IsInf(batch, 1) {
+		u.DeliveryInvocations, u.ESMRequests = 0, 0
+		return u
+	}
+	k := measured / batch
+	u.DeliveryInvocations *= k
+	u.ESMRequests *= k
+	return u
+}
+
+func maxSlowReps(ss []SlowBot) int {
+	n := 0
+	for _, s := range ss {
+		n = max(n, len(s.Reps))
+	}
+	return n
 }
 
 func orUnknown(s string) string {
@@ -388,7 +704,7 @@ func maxInit(bs []Binary) int {
 
 // SortCalls orders call rows by caller, then operation.
 func SortCalls(rows []CallRow) {
-	rank := map[string]int{"inbound function": 0, "delivery function": 1, "event source mapping": 2}
+	rank := map[string]int{CallerInbound: 0, CallerToken: 1, CallerDelivery: 2, CallerESM: 3}
 	slices.SortStableFunc(rows, func(a, b CallRow) int {
 		if d := rank[a.Caller] - rank[b.Caller]; d != 0 {
 			return d

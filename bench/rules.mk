@@ -8,10 +8,11 @@ RELIABILITY  ?= full
 
 .PHONY: bench test-reliability
 
-bench: emulators build ## measure and write BENCHMARKS.md (about 6 minutes; best on a quiet machine)
+bench: emulators build ## measure and write BENCHMARKS.md (about 10 minutes; best on a quiet machine)
 	@mkdir -p .build/bench
 	set -o pipefail; go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./bench | tee .build/bench/micro.txt
 	PARLEY_BENCH=$(CURDIR)/$(BENCH_REPORT) PARLEY_BENCH_MICRO=$(CURDIR)/.build/bench/micro.txt PARLEY_BENCH_BUILD=$(CURDIR)/.build \
+		PARLEY_BENCH_LOGS=$(CURDIR)/.build/bench/logs \
 		go test -tags bench -count=1 -run '^TestReport$$' -v -timeout 30m ./bench
 
 test-reliability: emulators ## try to break it: duplicate storm, receiver chaos, crashes, emulator restarts, security (RELIABILITY=short for CI)

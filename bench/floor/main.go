@@ -1,15 +1,18 @@
-// Command floor is the least a system can do to take a chat message over HTTP, keep
-// it from being processed twice, queue the answer in order and deliver it to a
-// webhook: one conditional PutItem and one SendMessage per message on the way in, and
-// on the way out a poller receiving batches, one POST per message, and one
-// DeleteMessageBatch per batch. No validation beyond the ids, no bot, no completed
-// record, no history, no signing, no retry bookkeeping, no logging. `make bench` runs
-// Parley against it on the same emulators and reports Parley's throughput as a
-// fraction of this floor's.
+// Command floor is the least a system of Parley's design can do to take a chat
+// message over HTTP, keep it from being processed twice, run its turn in its
+// conversation's order and deliver the answer to a webhook. On the way in, per
+// message: one conditional PutItem and one SendMessage to the conversation's FIFO
+// group. On the way out, a poller shaped like the event source mapping's stand-in
+// (delivery.Poll: one receive loop, up to 10 messages a receive, up to 64 batches at
+// once) and per turn: one conditional PutItem of the exchange (the message and its
+// answer: the history), one POST of the answer, and one DeleteMessageBatch per batch.
+// No validation beyond the ids, no bot beyond echoing, no signing, no retry
+// bookkeeping, no logging. `make bench` runs Parley against it on the same emulators
+// and reports Parley's throughput as a fraction of this floor's.
 //
 // Configuration (environment): PORT, FLOOR_TOKEN, FLOOR_TABLE, FLOOR_QUEUE_URL,
-// FLOOR_RESPONSE_URL, FLOOR_POLLERS (default 4, as the local stack's workers), and the
-// AWS variables the functions read (AWS_REGION, credentials, AWS_ENDPOINT_URL_*).
+// FLOOR_RESPONSE_URL, FLOOR_BATCHES (default 64, as delivery.Poll), and the AWS
+// variables the functions read (AWS_REGION, credentials, AWS_ENDPOINT_URL_*).
 package main
 
 import (
@@ -68,20 +71,20 @@ func run() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("not set: %v", missing)
 	}
-	pollers := 4
-	if v := os.Getenv("FLOOR_POLLERS"); v != "" {
+	batches := 64
+	if v := os.Getenv("FLOOR_BATCHES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return fmt.Errorf("FLOOR_POLLERS=%q: want a positive number", v)
+			return fmt.Errorf("FLOOR_BATCHES=%q: want a positive number", v)
 		}
-		pollers = n
+		batches = n
 	}
 	cfg, err := awsenv.Config(os.Getenv)
 	if err != nil {
 		return err
 	}
-	f.ddb = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "DYNAMODB") })
-	f.sq = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = awsenv.Endpoint(os.Getenv, "SQS") })
+	f.ddb = awsenv.DynamoDB(cfg, os.Getenv, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = o.BaseEndpoint != nil })
+	f.sq = awsenv.SQS(cfg, os.Getenv)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 100
 	f.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -92,21 +95,15 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var wg sync.WaitGroup
-	for range pollers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.poll(ctx)
-		}()
-	}
+	polled := make(chan struct{})
+	go func() { f.poll(ctx, batches); close(polled) }()
 	srv := &http.Server{Handler: http.HandlerFunc(f.accept), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
 	err = srv.Serve(ln)
-	wg.Wait()
+	<-polled
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -128,18 +125,18 @@ func (f *floor) accept(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"no"}`, http.StatusUnauthorized)
 		return
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	var in inbound
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil || in.MessageID == "" || in.ConversationID == "" || in.UserID == "" {
+	if err != nil || json.Unmarshal(body, &in) != nil || in.MessageID == "" || in.ConversationID == "" || in.UserID == "" {
 		http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
 		return
 	}
 	ctx := r.Context()
-	key := in.ConversationID + "\x00" + in.MessageID
-	_, err := f.ddb.PutItem(ctx, &dynamodb.PutItemInput{
+	_, err = f.ddb.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &f.table,
 		Item: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: key}, "sk": &ddbtypes.AttributeValueMemberS{Value: "floor"},
-			"expiresAt": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(7*24*time.Hour).Unix(), 10)},
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "c#" + in.ConversationID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "m#" + in.MessageID},
+			"expiresAt": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(15*24*time.Hour).Unix(), 10)},
 		},
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
@@ -152,15 +149,9 @@ func (f *floor) accept(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"store"}`, http.StatusServiceUnavailable)
 		return
 	}
-	payload := in.Payload
-	if len(payload) == 0 {
-		payload, _ = json.Marshal(map[string]string{"text": in.Text})
-	}
-	body, _ := json.Marshal(map[string]any{"type": in.Type, "payload": payload, "conversationId": in.ConversationID, "botpressMessageId": in.MessageID})
 	_, err = f.sq.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: &f.queueURL, MessageBody: aws.String(string(body)),
 		MessageGroupId: aws.String(in.ConversationID), MessageDeduplicationId: aws.String(in.MessageID),
-		MessageAttributes: map[string]sqstypes.MessageAttributeValue{"id": {DataType: aws.String("String"), StringValue: aws.String(in.MessageID)}},
 	})
 	if err != nil {
 		http.Error(w, `{"error":"queue"}`, http.StatusServiceUnavailable)
@@ -170,62 +161,99 @@ func (f *floor) accept(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"ok":true}`))
 }
 
-// poll receives batches of up to 10, POSTs each message — conversations in
-// parallel, each conversation's in order — and deletes the delivered ones in one call.
-func (f *floor) poll(ctx context.Context) {
+// poll receives batches of up to 10 in one loop and runs up to n of them at once.
+func (f *floor) poll(ctx context.Context, n int) {
+	slots := make(chan struct{}, n)
+	var running sync.WaitGroup
 	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
 		out, err := f.sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &f.queueURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
-			MessageAttributeNames:       []string{"id"},
 		})
-		if err != nil {
-			if ctx.Err() == nil {
+		if err != nil || len(out.Messages) == 0 {
+			<-slots
+			if err != nil && ctx.Err() == nil {
 				time.Sleep(time.Second)
 			}
 			continue
 		}
-		groups := map[string][]sqstypes.Message{}
-		for _, m := range out.Messages {
-			g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
-			groups[g] = append(groups[g], m)
-		}
-		var mu sync.Mutex
-		var done []sqstypes.DeleteMessageBatchRequestEntry
-		var wg sync.WaitGroup
-		for _, msgs := range groups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for _, m := range msgs {
-					if !f.deliver(ctx, m) {
-						return // the rest of the conversation waits for this one
-					}
-					mu.Lock()
-					done = append(done, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(len(done))), ReceiptHandle: m.ReceiptHandle})
-					mu.Unlock()
+		running.Add(1)
+		go func() {
+			defer func() { <-slots; running.Done() }()
+			f.batch(context.WithoutCancel(ctx), out.Messages)
+		}()
+	}
+	running.Wait()
+}
+
+// batch runs a batch's turns — conversations in parallel, each one's in order — and
+// deletes the done ones in one call.
+func (f *floor) batch(ctx context.Context, msgs []sqstypes.Message) {
+	groups := map[string][]sqstypes.Message{}
+	for _, m := range msgs {
+		g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]
+		groups[g] = append(groups[g], m)
+	}
+	var mu sync.Mutex
+	var done []sqstypes.DeleteMessageBatchRequestEntry
+	var wg sync.WaitGroup
+	for _, msgs := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, m := range msgs {
+				if !f.turn(ctx, m) {
+					return // the rest of the conversation waits for this one
 				}
-			}()
-		}
-		wg.Wait()
-		if len(done) > 0 {
-			_, _ = f.sq.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: &f.queueURL, Entries: done})
-		}
+				mu.Lock()
+				done = append(done, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(len(done))), ReceiptHandle: m.ReceiptHandle})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(done) > 0 {
+		_, _ = f.sq.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &f.queueURL, Entries: done})
 	}
 }
 
-func (f *floor) deliver(ctx context.Context, m sqstypes.Message) bool {
-	id := ""
-	if a, ok := m.MessageAttributes["id"]; ok {
-		id = aws.ToString(a.StringValue)
+// turn answers one message with itself: one conditional write of the exchange, one POST.
+func (f *floor) turn(ctx context.Context, m sqstypes.Message) bool {
+	var in inbound
+	if json.Unmarshal([]byte(aws.ToString(m.Body)), &in) != nil {
+		return false
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", f.responseURL, bytes.NewReader([]byte(aws.ToString(m.Body))))
+	payload := in.Payload
+	if len(payload) == 0 {
+		payload, _ = json.Marshal(map[string]string{"text": in.Text})
+	}
+	reply, _ := json.Marshal(map[string]any{"type": in.Type, "payload": payload, "conversationId": in.ConversationID, "botpressMessageId": "r-" + in.MessageID})
+	entries, _ := json.Marshal([]json.RawMessage{[]byte(aws.ToString(m.Body)), reply})
+	_, err := f.ddb.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &f.table,
+		Item: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "c#" + in.ConversationID}, "sk": &ddbtypes.AttributeValueMemberS{Value: "h#" + in.MessageID},
+			"e":         &ddbtypes.AttributeValueMemberS{Value: string(entries)},
+			"expiresAt": &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(30*24*time.Hour).Unix(), 10)},
+		},
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var ccf *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return false
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", f.responseURL, bytes.NewReader(reply))
 	if err != nil {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("Parley-In-Reply-To", id)
+	req.Header.Set("webhook-id", "r-"+in.MessageID)
+	req.Header.Set("Parley-In-Reply-To", in.MessageID)
 	res, err := f.client.Do(req)
 	if err != nil {
 		return false

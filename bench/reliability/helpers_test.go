@@ -45,16 +45,18 @@ func TestVerifySignature(t *testing.T) {
 
 func TestCount(t *testing.T) {
 	t0 := time.Now()
-	expected := map[string]string{"a": "m1", "b": "m2", "c": "m3", "d": "m4"}
+	a, b, c, d := replyRef("c1", "m1", 0), replyRef("c1", "m2", 0), replyRef("c1", "m3", 0), replyRef("c1", "m4", 0)
+	expected := map[string]string{a: "m1", b: "m2", c: "m3", d: "m4"}
 	acked := []arrival{
-		{ID: "b", Conversation: "c1", InReplyTo: "m2", Index: 1, At: t0},
-		{ID: "a", Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(time.Second)},
-		{ID: "a", Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(2 * time.Second)},
-		{ID: "x", Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(3 * time.Second)},
+		{ID: b, Conversation: "c1", InReplyTo: "m2", Index: 1, At: t0, Body: []byte("B")},
+		{ID: a, Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(time.Second), Body: []byte("A")},
+		{ID: a, Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(2 * time.Second), Body: []byte("A")},
+		{ID: "msg_other", Conversation: "c1", InReplyTo: "m1", Index: 1, At: t0.Add(3 * time.Second), Body: []byte("A")},
+		{ID: b, Conversation: "c1", InReplyTo: "m2", Index: 1, At: t0.Add(4 * time.Second), Body: []byte("B, changed")},
 	}
-	tl := count(expected, acked, map[string]bool{"c": true}, map[string][]string{"c1": {"a", "b"}})
-	if tl.Delivered != 2 || tl.DeadLettered != 1 || len(tl.Missing) != 1 || tl.Missing[0] != "d" ||
-		tl.Redelivered != 1 || len(tl.DifferentIDs) != 1 || len(tl.Unexpected) != 1 || len(tl.OrderBreaks) != 1 {
+	tl := count(expected, acked, map[string]bool{c: true}, map[string][]string{"c1": {a, b}})
+	if tl.Delivered != 2 || tl.DeadLettered != 1 || len(tl.Missing) != 1 || tl.Missing[0] != d || tl.Redelivered != 2 ||
+		len(tl.DifferentIDs) != 1 || len(tl.NotDerived) != 1 || len(tl.Changed) != 1 || len(tl.Unexpected) != 1 || len(tl.OrderBreaks) != 1 {
 		t.Errorf("count = %+v", tl)
 	}
 }

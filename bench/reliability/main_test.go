@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -21,8 +22,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/parley-chat/parley/bench"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/message"
 )
 
 // summaries are the scenarios' one-line results, printed together at the end.
@@ -209,23 +213,28 @@ func (r *receiver) acked() []arrival {
 
 // tally compares what should have arrived (webhook ids) with what did.
 type tally struct {
-	Expected      int
-	Delivered     int // expected ids acknowledged at least once
-	DeadLettered  int // expected ids in the dead-letter queue and never acknowledged
-	Missing       []string
-	Redelivered   int      // extra acknowledged copies of an id (allowed: at least once)
-	DifferentIDs  []string // one bot message acknowledged under two webhook ids
-	Unexpected    []string // acknowledged ids nobody expected
-	OrderBreaks   []string
+	Expected     int
+	Delivered    int // expected ids acknowledged at least once
+	DeadLettered int // expected ids whose job is in the dead-letter queue, never acknowledged
+	Missing      []string
+	Redelivered  int      // extra acknowledged copies of an id (allowed: at least once)
+	DifferentIDs []string // one bot message acknowledged under two webhook ids
+	NotDerived   []string // acknowledged under an id that is not the one derived for it
+	Changed      []string // one webhook id acknowledged with two different bodies
+	Unexpected   []string // acknowledged ids nobody expected
+	OrderBreaks  []string
+	// BothDLQAndAck counts ids delivered although their job is dead-lettered: allowed
+	// for the replies before the one that failed, so only reported.
 	BothDLQAndAck int
 }
 
-// count builds the tally. expected maps each webhook id to its (conversation,
-// in-reply-to, index); dead holds the dead-lettered ids; order, when set, lists each
-// conversation's webhook ids in the order they must arrive.
+// count builds the tally. expected maps each webhook id to the messageId it answers;
+// dead holds the webhook ids of dead-lettered jobs; order, when set, lists each
+// conversation's webhook ids in the order they must first arrive.
 func count(expected map[string]string, acked []arrival, dead map[string]bool, order map[string][]string) tally {
 	tl := tally{Expected: len(expected)}
 	seen := map[string]int{}
+	body := map[string][]byte{}
 	byMessage := map[string]map[string]bool{}
 	first := map[string]time.Time{}
 	for _, d := range acked {
@@ -233,11 +242,19 @@ func count(expected map[string]string, acked []arrival, dead map[string]bool, or
 		if _, ok := first[d.ID]; !ok {
 			first[d.ID] = d.At
 		}
+		if b, ok := body[d.ID]; !ok {
+			body[d.ID] = d.Body
+		} else if !bytes.Equal(b, d.Body) && !slices.Contains(tl.Changed, d.ID) {
+			tl.Changed = append(tl.Changed, d.ID)
+		}
 		key := d.Conversation + "\x00" + d.InReplyTo + "\x00" + strconv.Itoa(d.Index)
 		if byMessage[key] == nil {
 			byMessage[key] = map[string]bool{}
 		}
 		byMessage[key][d.ID] = true
+		if d.InReplyTo != "" && d.ID != replyRef(d.Conversation, d.InReplyTo, d.Index-1) && !slices.Contains(tl.NotDerived, d.ID) {
+			tl.NotDerived = append(tl.NotDerived, d.ID)
+		}
 		if _, ok := expected[d.ID]; !ok {
 			tl.Unexpected = append(tl.Unexpected, d.ID)
 		}
@@ -281,12 +298,12 @@ func count(expected map[string]string, acked []arrival, dead map[string]bool, or
 }
 
 func (tl tally) String() string {
-	return fmt.Sprintf("expected %d bot messages: delivered %d, dead-lettered %d, missing %d; redelivered with the same id %d, with a different id %d; unexpected %d; order breaks %d",
-		tl.Expected, tl.Delivered, tl.DeadLettered, len(tl.Missing), tl.Redelivered, len(tl.DifferentIDs), len(tl.Unexpected), len(tl.OrderBreaks))
+	return fmt.Sprintf("expected %d bot messages: delivered %d, dead-lettered %d, missing %d; redelivered with the same id %d, under a different id %d, under an id not derived %d, with a changed body %d; unexpected %d; order breaks %d",
+		tl.Expected, tl.Delivered, tl.DeadLettered, len(tl.Missing), tl.Redelivered, len(tl.DifferentIDs), len(tl.NotDerived), len(tl.Changed), len(tl.Unexpected), len(tl.OrderBreaks))
 }
 
-// check fails the test on anything lost, doubled under another id, unexpected or out
-// of order.
+// check fails the test on anything lost, doubled under another id, changed,
+// unexpected or, when ordered, out of order.
 func (tl tally) check(t *testing.T) {
 	t.Helper()
 	show := func(xs []string) []string { return xs[:min(len(xs), 5)] }
@@ -296,15 +313,40 @@ func (tl tally) check(t *testing.T) {
 	if len(tl.DifferentIDs) > 0 {
 		t.Errorf("%d bot messages delivered under different webhook ids, e.g. %v", len(tl.DifferentIDs), show(tl.DifferentIDs))
 	}
+	if len(tl.NotDerived) > 0 {
+		t.Errorf("%d deliveries under a webhook id that is not the derived one, e.g. %v", len(tl.NotDerived), show(tl.NotDerived))
+	}
+	if len(tl.Changed) > 0 {
+		t.Errorf("%d webhook ids delivered with two different bodies, e.g. %v", len(tl.Changed), show(tl.Changed))
+	}
 	if len(tl.Unexpected) > 0 {
 		t.Errorf("%d deliveries of ids nobody expected, e.g. %v", len(tl.Unexpected), show(tl.Unexpected))
 	}
 	if len(tl.OrderBreaks) > 0 {
 		t.Errorf("%d order breaks within a conversation, e.g. %v", len(tl.OrderBreaks), show(tl.OrderBreaks))
 	}
-	if tl.BothDLQAndAck > 0 {
-		t.Errorf("%d bot messages both delivered and dead-lettered", tl.BothDLQAndAck)
+}
+
+// deadJobs reads dead letters: the webhook ids of the first `replies` bot messages of each
+// dead-lettered turn, and the count of each reason (clipped).
+func deadJobs(msgs []events.SQSMessage, replies int) (ids map[string]bool, reasons map[string]int) {
+	ids, reasons = map[string]bool{}, map[string]int{}
+	for _, m := range msgs {
+		if j, err := message.DecodeJob([]byte(m.Body)); err == nil && j.Kind == message.KindTurn {
+			for i := range replies {
+				ids[replyRef(j.ConversationID, j.Message.MessageID, i)] = true
+			}
+		}
+		reason := "(none: the queue's redrive policy)"
+		if a, ok := m.MessageAttributes[message.AttrFailureReason]; ok && a.StringValue != nil {
+			reason = *a.StringValue
+			if len(reason) > 40 {
+				reason = reason[:40]
+			}
+		}
+		reasons[reason]++
 	}
+	return ids, reasons
 }
 
 // waitFor polls cond until it holds or d passes; it reports whether it held.

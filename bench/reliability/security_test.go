@@ -111,20 +111,14 @@ func TestSecurity(t *testing.T) {
 	ddb, sq := parts.Clients()
 	store := dynamo.New(ddb, parts.Res.Table)
 	queue := sqsfifo.New(sq, parts.Res.QueueURL, parts.Res.DeadLetterQueueURL)
-	api := httptest.NewServer(inbound.New(store, queue, bot.Echo{}, token.NewTable(store, time.Minute), inbound.Config{History: store}, jsonLog))
+	api := httptest.NewServer(inbound.New(store, queue, token.NewTable(store, time.Minute), inbound.Config{}, jsonLog))
 	defer api.Close()
-	signer, err := webhook.NewSigner(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender, err := webhook.NewSender(webhook.Config{URL: rcv.URL, Timeout: 2 * time.Second, Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := channel(t, bot.Echo{}, rcv.URL, secret, delivery.Policy{MinDelay: time.Second, MaxDelay: time.Second, MaxAttempts: 3}, 2*time.Second)
 	pollCtx, stop := context.WithCancel(ctx)
 	polled := make(chan struct{})
 	go func() {
-		delivery.Poll(pollCtx, queue, delivery.New(sender, queue, store, delivery.Policy{MinDelay: time.Second, MaxDelay: time.Second, MaxAttempts: 3}, 2*time.Second, jsonLog), 2, jsonLog)
+		h := delivery.New(store, queue, delivery.Single(ch), delivery.Config{}, jsonLog)
+		delivery.Poll(pollCtx, queue, h, delivery.PollConfig{Budget: delivery.FunctionTimeout(ch.BotTimeout)}, jsonLog)
 		close(polled)
 	}()
 

@@ -472,7 +472,9 @@ func TestReceiverOutcomes(t *testing.T) {
 		{"Retry-After beyond the maximum delay", func(n int, _ *http.Request) int { return map[bool]int{true: 429, false: 200}[n == 1] }, "999999", 2, "", []time.Duration{time.Second}},
 		// Every non-2xx is retried: a receiver answering 404 during its own deploy loses nothing.
 		{"404 then 200", func(n int, _ *http.Request) int { return map[bool]int{true: 404, false: 200}[n == 1] }, "", 2, "", []time.Duration{100 * time.Millisecond}},
-		{"401 and 301 then 200", func(n int, _ *http.Request) int { return map[int]int{1: 401, 2: 301}[n] + map[bool]int{true: 200}[n > 2] }, "", 3, "",
+		{"401 and 301 then 200", func(n int, _ *http.Request) int {
+			return map[int]int{1: 401, 2: 301}[n] + map[bool]int{true: 200}[n > 2]
+		}, "", 3, "",
 			[]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}},
 		{"always 503: budget", func(int, *http.Request) int { return 503 }, "", 4, "gave up after 4 attempts: http 503",
 			[]time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond}},
