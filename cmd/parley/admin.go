@@ -33,6 +33,8 @@ type operator interface {
 	CreateToken(ctx context.Context, channel, name, scope string) (string, message.Token, error)
 	Tokens(ctx context.Context, channel string) ([]message.Token, error)
 	RevokeToken(ctx context.Context, id string) (int, error)
+	EndpointStatus(ctx context.Context, channel string) (message.Health, error)
+	EnableEndpoint(ctx context.Context, channel string) (message.Health, error)
 }
 
 // target is where the operator commands act: --local URL, or the table in AWS.

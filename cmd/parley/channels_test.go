@@ -282,3 +282,77 @@ func TestTwoChannelsOnTheLocalStack(t *testing.T) {
 		t.Errorf("channel list --local = %v\n%s", err, out.String())
 	}
 }
+
+// The operator's view of deliveries on the local stack: delivery show and replay, and
+// an endpoint's status, disabled by a 410, and enabled again.
+func TestDeliveryAndEndpointCommandsOnTheLocalStack(t *testing.T) {
+	var mu sync.Mutex
+	answer := 500
+	var hits []hit
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		hits = append(hits, hit{string(b), r.Header.Clone()})
+		w.WriteHeader(answer)
+		if answer != 200 {
+			io.WriteString(w, "receiver says no")
+		}
+		if answer == 500 {
+			answer = 200
+		}
+	}))
+	defer srv.Close()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(hits) }
+	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": srv.URL, "PARLEY_ADMIN_TOKEN": "adm",
+		"PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	local := strings.TrimSuffix(s.URL, "/")
+	e := env(map[string]string{"PARLEY_ADMIN_TOKEN": "adm"})
+	ctx := context.Background()
+	postAs(t, s.URL, "dev-token", "/", `{"userId":"u1","messageId":"m1","conversationId":"c1","type":"text","text":"hi"}`)
+	waitUntil(t, func() bool { return count() == 2 })
+	id := message.ReplyRef(message.DefaultChannel, "c1", "m1", 0)
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"delivery", "show", id, "--local", local}, e, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "delivered") || !strings.Contains(out.String(), "http 500") || !strings.Contains(out.String(), "receiver says no") {
+		t.Errorf("delivery show printed:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"delivery", "replay", "--local", local, id}, e, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return count() == 3 })
+	mu.Lock()
+	if hits[2].headers.Get("webhook-id") != id || hits[2].body != hits[1].body {
+		t.Errorf("the replay: id %s, the same body %v", hits[2].headers.Get("webhook-id"), hits[2].body == hits[1].body)
+	}
+	answer = 410
+	mu.Unlock()
+
+	postAs(t, s.URL, "dev-token", "/", `{"userId":"u1","messageId":"m2","conversationId":"c1","type":"text","text":"again"}`)
+	waitUntil(t, func() bool {
+		out.Reset()
+		return run(ctx, []string{"endpoint", "status", "--local", local}, e, &out, io.Discard) == nil && strings.Contains(out.String(), "DISABLED")
+	})
+	if !strings.Contains(out.String(), "410 Gone") {
+		t.Errorf("endpoint status printed:\n%s", out.String())
+	}
+	mu.Lock()
+	answer = 200
+	mu.Unlock()
+	out.Reset()
+	if err := run(ctx, []string{"endpoint", "enable", "--local", local}, e, &out, io.Discard); err != nil || !strings.Contains(out.String(), "enabled") {
+		t.Fatalf("endpoint enable = %v %q", err, out.String())
+	}
+}

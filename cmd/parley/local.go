@@ -105,6 +105,16 @@ func (l *localStack) RevokeToken(ctx context.Context, id string) (int, error) {
 	return out.Revoked, l.do(ctx, "DELETE", devstack.TokensPrefix+"/"+url.PathEscape(id), nil, &out)
 }
 
+func (l *localStack) EndpointStatus(ctx context.Context, channel string) (message.Health, error) {
+	var out message.Health
+	return out, l.do(ctx, "GET", devstack.EndpointsPrefix+"/"+url.PathEscape(channel), nil, &out)
+}
+
+func (l *localStack) EnableEndpoint(ctx context.Context, channel string) (message.Health, error) {
+	var out message.Health
+	return out, l.do(ctx, "POST", devstack.EndpointsPrefix+"/"+url.PathEscape(channel)+"/enable", nil, &out)
+}
+
 func (l *localStack) DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage, error) {
 	var out struct {
 		DeadLetters []events.SQSMessage `json:"deadLetters"`

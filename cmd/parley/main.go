@@ -40,6 +40,10 @@ var commands = []command{
 	{"token list", "", "list tokens: ids, names, channels and scopes, never the tokens", tokenList},
 	{"token revoke", "ID", "revoke a token by the id `token list` shows; running functions stop accepting it within a minute", tokenRevoke},
 	{"endpoint check", "", `POST the registration probe {"type":"test","payload":"test"} to a Response Endpoint and say what came back`, endpointCheck},
+	{"endpoint status", "", "show a channel endpoint's health: its failure streak, its recent failures, whether it is disabled", endpointStatus},
+	{"endpoint enable", "", "enable a disabled endpoint again: its waiting messages go out in order", endpointEnable},
+	{"delivery show", "WEBHOOK-ID", "show a bot message's delivery: its status and its attempts", deliveryShow},
+	{"delivery replay", "WEBHOOK-ID", "send a bot message again: the same webhook-id, a fresh signature", deliveryReplay},
 	{"dlq list", "", "list the dead-letter queue: what each job was and why it is there", dlqList},
 	{"dlq redrive", "", "move dead letters back to the delivery queue, in order", dlqRedrive},
 }

@@ -150,7 +150,8 @@ func TestDLQAgainstTheLocalStack(t *testing.T) {
 		w.WriteHeader(s)
 	}))
 	defer srv.Close()
-	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": srv.URL}))
+	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": srv.URL,
+		"PARLEY_MAX_ATTEMPTS": "2", "PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestDLQAgainstTheLocalStack(t *testing.T) {
 	if err := run(context.Background(), []string{"dlq", "list", "--local", local}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "permanent failure: http 404") || !strings.Contains(out.String(), "m-404") || !strings.Contains(out.String(), "1 dead letter") {
+	if !strings.Contains(out.String(), "gave up after 2 attempts: http 404") || !strings.Contains(out.String(), "m-404") || !strings.Contains(out.String(), "1 dead letter") {
 		t.Errorf("dlq list printed:\n%s", out.String())
 	}
 	if err := run(context.Background(), []string{"dlq", "list", "--local", local}, env(map[string]string{"PARLEY_TOKEN": "wrong"}), io.Discard, io.Discard); err == nil {
@@ -179,7 +180,8 @@ func TestDLQAgainstTheLocalStack(t *testing.T) {
 	}
 	status.Store(200)
 	out.Reset()
-	if err := run(context.Background(), []string{"dlq", "redrive", "--local", local}, env(nil), &out, io.Discard); err != nil {
+	// Only what failed in the last hour — this one.
+	if err := run(context.Background(), []string{"dlq", "redrive", "--since", "1h", "--local", local}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return delivered.Load() == 1 })

@@ -64,8 +64,8 @@ type deadLetters interface {
 
 // dlqFlags are the flags both dlq commands take.
 type dlqFlags struct {
-	local, queueURL, deadURL, channel *string
-	max                               *int
+	local, queueURL, deadURL, channel, since *string
+	max                                      *int
 }
 
 func (c *call) dlqFlags() dlqFlags {
@@ -74,6 +74,7 @@ func (c *call) dlqFlags() dlqFlags {
 		queueURL: c.fs.String("queue-url", c.getenv("PARLEY_QUEUE_URL"), "the delivery queue (stack output QueueUrl; env PARLEY_QUEUE_URL)"),
 		deadURL:  c.fs.String("dead-letter-queue-url", c.getenv("PARLEY_DEAD_LETTER_QUEUE_URL"), "the dead-letter queue (stack output DeadLetterQueueUrl; env PARLEY_DEAD_LETTER_QUEUE_URL)"),
 		channel:  c.fs.String("channel", "", "only this channel's dead letters (AWS; locally the token decides)"),
+		since:    c.fs.String("since", "", "only what failed at or after this time (RFC 3339, e.g. 2026-12-01T09:00:00Z, or a duration ago, e.g. 2h)"),
 		max:      c.fs.Int("max", 100, "at most this many messages"),
 	}
 }
@@ -99,12 +100,30 @@ func (c *call) deadLetters(ctx context.Context, f dlqFlags) (deadLetters, error)
 	return sqsfifo.New(sqs.NewFromConfig(cfg), *f.queueURL, *f.deadURL), nil
 }
 
-func (f dlqFlags) match(m events.SQSMessage) bool {
-	if *f.channel == "" {
-		return true
+// matcher selects dead letters by channel and time failed.
+func (f dlqFlags) matcher(now time.Time) (func(events.SQSMessage) bool, error) {
+	var since time.Time
+	if *f.since != "" {
+		if d, err := time.ParseDuration(*f.since); err == nil {
+			since = now.Add(-d)
+		} else if since, err = time.Parse(time.RFC3339, *f.since); err != nil {
+			return nil, fmt.Errorf("--since %q: want an RFC 3339 time or a duration", *f.since)
+		}
 	}
-	j, err := message.DecodeJob([]byte(m.Body))
-	return err == nil && j.Channel == *f.channel
+	return func(m events.SQSMessage) bool {
+		if *f.channel != "" {
+			if j, err := message.DecodeJob([]byte(m.Body)); err != nil || j.Channel != *f.channel {
+				return false
+			}
+		}
+		if !since.IsZero() {
+			at, err := time.Parse(time.RFC3339, attr(m, message.AttrFailedAt))
+			if err != nil || at.Before(since.Truncate(time.Second)) {
+				return false
+			}
+		}
+		return true
+	}, nil
 }
 
 func dlqList(ctx context.Context, c *call) error {
@@ -117,13 +136,17 @@ func dlqList(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
+	match, err := f.matcher(time.Now())
+	if err != nil {
+		return err
+	}
 	all, err := q.DeadLetters(ctx, *f.max)
 	if err != nil {
 		return err
 	}
 	var msgs []events.SQSMessage
 	for _, m := range all {
-		if f.match(m) {
+		if match(m) {
 			msgs = append(msgs, m)
 		}
 	}
@@ -162,7 +185,11 @@ func dlqRedrive(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
-	n, err := q.RedriveMatching(ctx, *f.max, f.match)
+	match, err := f.matcher(time.Now())
+	if err != nil {
+		return err
+	}
+	n, err := q.RedriveMatching(ctx, *f.max, match)
 	fmt.Fprintf(c.stdout, "redrove %d message(s) to the delivery queue\n", n)
 	return err
 }

@@ -29,6 +29,8 @@ type Store interface {
 	PutToken(ctx context.Context, t message.Token) error
 	ListTokens(ctx context.Context) ([]message.Token, error)
 	DeleteTokens(ctx context.Context, id string) (int, error)
+	Health(ctx context.Context, channel string) (message.Health, error)
+	EnableEndpoint(ctx context.Context, channel string) error
 }
 
 // Errors a Store and the Service return: message.ErrExists, message.ErrNotFound, and
@@ -280,6 +282,38 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (int, error) {
 		err = fmt.Errorf("token %s: %w", id, message.ErrNotFound)
 	}
 	return n, err
+}
+
+// EndpointStatus is a channel endpoint's health: its failure streak, its recent
+// failures, and whether it is disabled.
+func (s *Service) EndpointStatus(ctx context.Context, channel string) (message.Health, error) {
+	if err := s.exists(ctx, channel); err != nil {
+		return message.Health{}, err
+	}
+	return s.store.Health(ctx, channel)
+}
+
+// EnableEndpoint gives a disabled endpoint attempts again: its waiting messages go out
+// in order, within the minute functions keep its health.
+func (s *Service) EnableEndpoint(ctx context.Context, channel string) (message.Health, error) {
+	if err := s.exists(ctx, channel); err != nil {
+		return message.Health{}, err
+	}
+	if err := s.store.EnableEndpoint(ctx, channel); err != nil {
+		return message.Health{}, err
+	}
+	return s.store.Health(ctx, channel)
+}
+
+func (s *Service) exists(ctx context.Context, channel string) error {
+	if channel == message.DefaultChannel {
+		return nil
+	}
+	_, found, err := s.store.GetChannel(ctx, channel)
+	if err == nil && !found {
+		err = fmt.Errorf("channel %s: %w", channel, message.ErrNotFound)
+	}
+	return err
 }
 
 // NewSigningSecret makes a signing secret: whsec_ and 32 random bytes in base64.

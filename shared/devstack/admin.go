@@ -20,8 +20,9 @@ import (
 // `parley token` do against AWS, they do here with --local.
 const (
 	AdminPrefix    = "/_parley/dlq" // dead letters, with an API token: the token's channel's
-	ChannelsPrefix = "/_parley/admin/channels"
-	TokensPrefix   = "/_parley/admin/tokens"
+	ChannelsPrefix  = "/_parley/admin/channels"
+	TokensPrefix    = "/_parley/admin/tokens"
+	EndpointsPrefix = "/_parley/admin/endpoints"
 )
 
 // operator serves the dead-letter queue to API tokens (each sees its channel's) and
@@ -96,6 +97,14 @@ func (o *operator) routes(mux *http.ServeMux) {
 		}
 		plain, t, err := o.service.CreateToken(r.Context(), req.Channel, req.Name, req.Scope)
 		respond(w, NewToken{ID: t.ID(), Token: plain, Scope: t.Scope, Channel: t.Channel}, err)
+	}))
+	mux.HandleFunc("GET "+EndpointsPrefix+"/{channel}", o.adminOnly(func(w http.ResponseWriter, r *http.Request) {
+		h, err := o.service.EndpointStatus(r.Context(), r.PathValue("channel"))
+		respond(w, h, err)
+	}))
+	mux.HandleFunc("POST "+EndpointsPrefix+"/{channel}/enable", o.adminOnly(func(w http.ResponseWriter, r *http.Request) {
+		h, err := o.service.EnableEndpoint(r.Context(), r.PathValue("channel"))
+		respond(w, h, err)
 	}))
 	mux.HandleFunc("DELETE "+TokensPrefix+"/{id}", o.adminOnly(func(w http.ResponseWriter, r *http.Request) {
 		n, err := o.service.RevokeToken(r.Context(), r.PathValue("id"))
