@@ -19,7 +19,7 @@ import (
 // Paths of the local stack's operator API: what `parley dlq`, `parley channel` and
 // `parley token` do against AWS, they do here with --local.
 const (
-	AdminPrefix    = "/_parley/dlq" // dead letters, with an API token: the token's channel's
+	AdminPrefix     = "/_parley/dlq" // dead letters, with an API token: the token's channel's
 	ChannelsPrefix  = "/_parley/admin/channels"
 	TokensPrefix    = "/_parley/admin/tokens"
 	EndpointsPrefix = "/_parley/admin/endpoints"
