@@ -110,6 +110,9 @@ type Config struct {
 	DisabledPause time.Duration
 	// Metrics adds CloudWatch metrics (Embedded Metric Format) to the log lines.
 	Metrics metrics.Recorder
+	// Observe, when set, hears every POST attempt as it happens: the local stack's
+	// console shows what it delivered, wherever the endpoint is.
+	Observe func(Observation)
 	// Fault, for fault-injection tests, is called after each step of a job
 	// ("answered": the bot answered; "stored": the exchange is written; "delivered":
 	// one bot message was POSTed); an error it returns abandons the batch there, as a
@@ -505,6 +508,7 @@ func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, star
 		}
 		o := jb.ch.Sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
 		a := attemptOf(o, h.now())
+		h.observe(jb, x, d, a, i)
 		log := jb.log.With(slog.String("webhookId", d.ID), slog.Int("status", o.Status), slog.Float64("latencyMs", a.LatencyMs))
 		switch o.Class {
 		case webhook.Delivered:

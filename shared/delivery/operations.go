@@ -162,6 +162,28 @@ func (l *Limiter) Wait(ctx context.Context) bool {
 	return true
 }
 
+// Observation is one POST attempt, as Config.Observe hears it.
+type Observation struct {
+	Channel        string
+	ConversationID string
+	Delivery       message.Delivery
+	Attempt        message.Attempt
+	// Attempts counts this message's failed attempts before this one, as far as
+	// this run knows them.
+	Attempts int
+}
+
+func (h *Handler) observe(jb *job, x message.Exchange, d message.Delivery, a message.Attempt, step int) {
+	if h.cfg.Observe == nil {
+		return
+	}
+	n := 0
+	if jb.rec.Step == step {
+		n = jb.rec.Attempts
+	}
+	h.cfg.Observe(Observation{Channel: x.Channel, ConversationID: x.ConversationID, Delivery: d, Attempt: a, Attempts: n})
+}
+
 // overtaken lists the jobs a dead-lettered head lets through: its followers in the
 // batch, by ref.
 func overtaken(rest []string) string { return strings.Join(rest, " ") }
