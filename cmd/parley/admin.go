@@ -155,6 +155,9 @@ func channelCreate(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
+	if spec.LLM != nil && spec.LLM.APIKey != "" && *t.local == "" {
+		return errors.New("--llm-api-key is for the local stack only: in AWS store the key in Secrets Manager and give --llm-api-key-secret parley/…")
+	}
 	op, err := c.operator(ctx, t)
 	if err != nil {
 		return err
@@ -240,6 +243,9 @@ func channelUpdate(ctx context.Context, c *call) error {
 		return err
 	}
 	if given {
+		if spec.LLM != nil && spec.LLM.APIKey != "" && *t.local == "" {
+			return errors.New("--llm-api-key is for the local stack only: in AWS store the key in Secrets Manager and give --llm-api-key-secret parley/…")
+		}
 		p.Bot = &spec
 	}
 	if p == (admin.Patch{}) {

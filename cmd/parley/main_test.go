@@ -78,8 +78,13 @@ func TestEndpointCheck(t *testing.T) {
 
 	status = 404
 	err := run(context.Background(), []string{"endpoint", "check"}, env(map[string]string{"PARLEY_RESPONSE_ENDPOINT_URL": srv.URL}), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "dead-letter") {
-		t.Errorf("check of a 404 endpoint = %v, want a refusal", err)
+	if err == nil || !strings.Contains(err.Error(), "http 404") || !strings.Contains(err.Error(), "retried") {
+		t.Errorf("check of a 404 endpoint = %v, want a failure naming the status", err)
+	}
+	status = 410
+	err = run(context.Background(), []string{"endpoint", "check", "--url", srv.URL}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "disable") {
+		t.Errorf("check of a 410 endpoint = %v, want a warning that it would be disabled", err)
 	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := "http://" + ln.Addr().String()

@@ -50,9 +50,21 @@ func endpointCheck(ctx context.Context, c *call) error {
 	case webhook.Delivered:
 		return nil
 	case webhook.Retry:
+		if out.Status != 0 {
+			return fmt.Errorf("the endpoint answered %s, not 2xx: deliveries would be retried until it answers 2xx", reasonOf(out))
+		}
 		return fmt.Errorf("the endpoint is not reachable now (%s): deliveries would be retried", out.Reason)
+	case webhook.Gone:
+		return fmt.Errorf("the endpoint answered 410 Gone: the first delivery would disable it")
 	}
-	return fmt.Errorf("the endpoint refused the probe (%s): deliveries would go to the dead-letter queue", out.Reason)
+	return fmt.Errorf("the probe could not be sent (%s)", out.Reason)
+}
+
+func reasonOf(o webhook.Outcome) string {
+	if o.Location != "" {
+		return o.Reason + " (to " + o.Location + ")"
+	}
+	return o.Reason
 }
 
 // deadLetters is a dead-letter queue an operator can look at and redrive: the SQS

@@ -109,7 +109,7 @@ func jobOf(t *testing.T, file string) (message.Job, queued) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return j, queued{body: string(enc), group: j.ConversationRef, dedup: j.Ref,
+	return j, queued{body: string(enc), group: j.ConversationRef, dedup: j.DedupID(),
 		attrs: map[string]string{message.AttrKind: j.Kind}, sent: createdAt.Add(sendDelay)}
 }
 

@@ -575,8 +575,8 @@ func drain(t *testing.T, b *backend, turns []turn) {
 			if m.Body != string(want) {
 				t.Errorf("%s: job\n%s\nwant\n%s", tr.file, m.Body, want)
 			}
-			if g, d := m.Attributes["MessageGroupId"], m.Attributes["MessageDeduplicationId"]; g != tr.t.ConversationRef || d != tr.t.MessageRef {
-				t.Errorf("%s: group %q, deduplication id %q; want the conversation %s and the message %s", tr.file, g, d, tr.t.ConversationRef, tr.t.MessageRef)
+			if g, d := m.Attributes["MessageGroupId"], m.Attributes["MessageDeduplicationId"]; g != tr.t.ConversationRef || d != message.TurnJob(tr.t, tr.createdAt).DedupID() {
+				t.Errorf("%s: group %q, deduplication id %q; want the conversation %s and the message and its time %s", tr.file, g, d, tr.t.ConversationRef, message.TurnJob(tr.t, tr.createdAt).DedupID())
 			}
 			if attr(m, message.AttrKind) != message.KindTurn || attr(m, message.AttrResend) != "" || attr(m, message.AttrRedriven) != "" {
 				t.Errorf("%s: attributes %v, want only %s=%s", tr.file, m.MessageAttributes, message.AttrKind, message.KindTurn)

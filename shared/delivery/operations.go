@@ -14,6 +14,7 @@ import (
 // healthCache keeps each channel endpoint's health for a minute per warm function, as
 // channels and tokens are kept: checking it costs a read a minute, not one a job.
 type healthCache struct {
+	fetch sync.Mutex // held while reading the store: once a minute per channel
 	mu    sync.Mutex
 	ttl   time.Duration
 	items map[string]cachedHealth
@@ -30,6 +31,15 @@ func (h *Handler) healthOf(ctx context.Context, channel string) message.Health {
 	now := h.now()
 	h.health.mu.Lock()
 	c, ok := h.health.items[channel]
+	h.health.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.h
+	}
+	// One read for the conversations of a batch that ask at once.
+	h.health.fetch.Lock()
+	defer h.health.fetch.Unlock()
+	h.health.mu.Lock()
+	c, ok = h.health.items[channel]
 	h.health.mu.Unlock()
 	if ok && now.Before(c.until) {
 		return c.h

@@ -138,6 +138,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 		}
 	}
 
+	con := newConsole(s.URL + strings.TrimPrefix(InboxPath, "/"))
 	if ln != nil {
 		secrets, _ := webhook.ParseSecrets(s.SigningSecrets)
 		// PARLEY_TOKEN acts for the default channel; the tokens made with `parley token`
@@ -147,8 +148,11 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 		mux := http.NewServeMux()
 		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
 		def := defaultSpec(cfg, s)
-		(&operator{queue: s.queue, auth: auth, service: admin.New(st, &def), adminToken: s.AdminToken}).routes(mux)
+		op := &operator{queue: s.queue, auth: auth, service: admin.New(st, &def), adminToken: s.AdminToken}
+		op.routes(mux)
+		con.routes(mux, op)
 		s.srv = &http.Server{Handler: route(mux, in), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+		s.srv.RegisterOnShutdown(con.shutdown)
 		go func() { s.served <- s.srv.Serve(ln) }()
 	}
 
@@ -156,7 +160,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 	s.cancel = cancel
 	if ch != nil {
 		channels := channel.NewRegistry(ch, st, channel.Builder{Settings: cfg.Delivery, History: st})
-		h := delivery.New(st, s.queue, channels, delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL, Disable: cfg.Delivery.Disable}, log)
+		h := delivery.New(st, s.queue, channels, delivery.Config{HistoryTTL: cfg.Delivery.HistoryTTL, Disable: cfg.Delivery.Disable, Observe: con.observe}, log)
 		s.workers.Add(1)
 		go func() {
 			defer s.workers.Done()
@@ -268,9 +272,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) error
 		backend = "DynamoDB table " + cfg.TableName + " and SQS queue " + cfg.QueueURL
 	}
 	p := cfg.Delivery.Policy
-	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s (answers after the POST, within %s)\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n  operator      PARLEY_ADMIN_TOKEN=%s  (parley channel|token ... --local %s)\n\n",
+	fmt.Fprintf(out, "Parley local stack (%s)\n  webhook URL   %s  (Authorization: bearer %s)\n  responses to  %s\n  bot           %s (answers after the POST, within %s)\n  signing       %s\n  retries       %d attempts, %s to %s apart\n  backend       %s\n  operator      PARLEY_ADMIN_TOKEN=%s  (parley channel|token ... --local %s)\n  console       %s\n\n",
 		cfg.Role, s.URL, redact(cfg.Token), s.ResponseURL, cfg.Bot, cfg.Delivery.BotTimeout, secretNote(cfg.SigningSecrets, s.SigningSecrets), p.MaxAttempts, p.MinDelay, p.MaxDelay, backend,
-		adminNote(cfg.AdminToken, s.AdminToken), strings.TrimSuffix(s.URL, "/"))
+		adminNote(cfg.AdminToken, s.AdminToken), strings.TrimSuffix(s.URL, "/"), consoleNote(s.URL))
 	select {
 	case <-ctx.Done():
 	case err := <-s.served:

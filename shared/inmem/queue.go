@@ -88,14 +88,14 @@ func (q *Queue) Send(ctx context.Context, j message.Job, resend bool) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
-	if !q.fresh(j.Ref, now) {
+	if !q.fresh(j.DedupID(), now) {
 		return nil
 	}
 	attrs := map[string]string{message.AttrKind: j.Kind}
 	if resend {
 		attrs[message.AttrResend] = "true"
 	}
-	q.main = append(q.main, &entry{id: newID(), group: j.ConversationRef, dedupID: j.Ref, body: string(body), attrs: attrs, sentAt: now})
+	q.main = append(q.main, &entry{id: newID(), group: j.ConversationRef, dedupID: j.DedupID(), body: string(body), attrs: attrs, sentAt: now})
 	q.signal()
 	return nil
 }

@@ -37,6 +37,12 @@ func TurnJob(turn Turn, createdAt time.Time) Job {
 		UserID: turn.Message.UserID, CreatedAt: createdAt, Message: turn.Message}
 }
 
+// DedupID is the job's queue deduplication id: its ref and the time it was accepted.
+// A replay's copy carries the same (the record's time) and the queue drops it; the
+// same message accepted again after its conversation was erased has a new time, so
+// its job is not mistaken for the erased one's.
+func (j Job) DedupID() string { return fmt.Sprintf("%s.%d", j.Ref, j.CreatedAt.UnixMilli()) }
+
 // Turn is the bot's view of a turn job.
 func (j Job) Turn() Turn { return NewTurn(j.Channel, j.Message) }
 

@@ -120,8 +120,8 @@ func Run(t *testing.T, quirks Quirks, open func(t *testing.T, visibility time.Du
 			if g := m.Attributes["MessageGroupId"]; g != s.j.ConversationRef {
 				t.Errorf("%s MessageGroupId = %q, want the conversation %q", s.j.Kind, g, s.j.ConversationRef)
 			}
-			if d := m.Attributes["MessageDeduplicationId"]; d != s.j.Ref {
-				t.Errorf("%s MessageDeduplicationId = %q, want the ref %q", s.j.Kind, d, s.j.Ref)
+			if d := m.Attributes["MessageDeduplicationId"]; d != s.j.DedupID() {
+				t.Errorf("%s MessageDeduplicationId = %q, want the ref and time %q", s.j.Kind, d, s.j.DedupID())
 			}
 			if n := m.Attributes["ApproximateReceiveCount"]; n != "1" {
 				t.Errorf("%s ApproximateReceiveCount = %q, want 1", s.j.Kind, n)

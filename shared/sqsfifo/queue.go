@@ -1,6 +1,6 @@
 // Package sqsfifo is the SQS adapter: the FIFO delivery queue and its dead-letter
 // queue. Each accepted message's job is sent with its conversation as MessageGroupId
-// and its ref as MessageDeduplicationId, so a copy sent again by a replayed request is
+// and its ref and time (Job.DedupID) as MessageDeduplicationId, so a copy sent again by a replayed request is
 // dropped by SQS within its five-minute deduplication window.
 package sqsfifo
 
@@ -59,7 +59,7 @@ func (q *Queue) Send(ctx context.Context, j message.Job, resend bool) error {
 	}
 	_, err = q.client.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: &q.url, MessageBody: aws.String(string(body)),
-		MessageGroupId: aws.String(j.ConversationRef), MessageDeduplicationId: aws.String(j.Ref),
+		MessageGroupId: aws.String(j.ConversationRef), MessageDeduplicationId: aws.String(j.DedupID()),
 		MessageAttributes: stringAttrs(attrs),
 	})
 	if err != nil {
