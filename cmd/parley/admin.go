@@ -368,6 +368,9 @@ func devCommand(ctx context.Context, c *call) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s is set, but PARLEY_BOT=%s does not use it\n", w, cfg.Bot)
+	}
 	log := slog.New(slog.NewTextHandler(c.stderr, nil))
 	return devstack.Run(ctx, cfg, c.stdout, log)
 }

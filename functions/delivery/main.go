@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/metrics"
+	"github.com/parley-chat/parley/shared/settings"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -43,15 +43,12 @@ type config struct {
 func loadConfig(getenv func(string) string) (config, error) {
 	r := envvar.New(getenv)
 	c := config{
-		responseURL: r.Required("PARLEY_RESPONSE_ENDPOINT_URL"), secretARN: r.String("PARLEY_SIGNING_SECRET_ARN", ""),
-		queueURL: r.Required("PARLEY_QUEUE_URL"), deadURL: r.Required("PARLEY_DEAD_LETTER_QUEUE_URL"), table: r.Required("PARLEY_TABLE_NAME"),
-		bot: r.String("PARLEY_BOT", "echo"), llmKeyARN: r.String("PARLEY_LLM_API_KEY_SECRET_ARN", ""),
+		responseURL: settings.ResponseEndpointURL.Required(r), secretARN: settings.SigningSecretARN.String(r),
+		queueURL: settings.QueueURL.Required(r), deadURL: settings.DeadLetterQueueURL.Required(r), table: settings.TableName.Required(r),
+		bot: settings.Bot.String(r), llmKeyARN: settings.LLMAPIKeySecretARN.String(r),
 		botOptions: bot.ConfigFromEnv(r),
 	}
 	c.settings = delivery.ConfigFromEnv(r)
-	if !slices.Contains(bot.Names, c.bot) {
-		r.Check(fmt.Errorf("PARLEY_BOT=%q: want one of %v", c.bot, bot.Names))
-	}
 	if c.bot == "llm" && c.llmKeyARN == "" && c.botOptions.LLM.APIKey == "" {
 		r.Check(errors.New("PARLEY_LLM_API_KEY_SECRET_ARN is not set: the llm bot needs its API key"))
 	}
@@ -73,6 +70,9 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	for _, name := range bot.Unused(cfg.bot, settings.Delivery, getenv) {
+		log.Warn("setting does nothing for this bot", slog.String("setting", name), slog.String("bot", cfg.bot))
 	}
 	ctx := context.Background()
 	awsCfg, err := awsenv.Config(getenv)

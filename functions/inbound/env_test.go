@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/shared/settings"
 )
 
 // TestEnvJSON: events/env.json, SAM's --env-vars file, configures this function the
@@ -43,5 +45,12 @@ func TestConfigProblemsTogether(t *testing.T) {
 	cfg, err := loadConfig(func(k string) string { return env[k] })
 	if err != nil || cfg.recordTTL != 360*time.Hour {
 		t.Errorf("defaults: record TTL %s (%v), want 360h: records outlive the queue's 14-day retention", cfg.recordTTL, err)
+	}
+}
+
+// The inbound function reads every setting declared for it, and nothing else.
+func TestReadsWhatIsDeclared(t *testing.T) {
+	for _, p := range settings.Audit(settings.Inbound, map[string]string{}, func(getenv func(string) string) { _, _ = loadConfig(getenv) }) {
+		t.Error(p)
 	}
 }

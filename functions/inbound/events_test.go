@@ -37,6 +37,7 @@ import (
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/runtimeapi"
+	"github.com/parley-chat/parley/shared/settings"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
@@ -316,6 +317,16 @@ func newBackend(t *testing.T) *backend {
 	if b.recordTTL, err = time.ParseDuration(envJSON(t)["PARLEY_RECORD_TTL"]); err != nil {
 		t.Fatalf("events/env.json PARLEY_RECORD_TTL: %v", err)
 	}
+	// A record lives at least as long as its history.
+	history := settings.HistoryTTL.Default
+	if v := envJSON(t)["PARLEY_HISTORY_TTL"]; v != "" {
+		history = v
+	}
+	if h, err := time.ParseDuration(history); err != nil {
+		t.Fatalf("PARLEY_HISTORY_TTL: %v", err)
+	} else {
+		b.recordTTL = max(b.recordTTL, h)
+	}
 	sender, err := webhook.NewSender(webhook.Config{URL: b.rc.srv.URL + "/parley/responses", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -535,7 +546,7 @@ func checkRecord(t *testing.T, b *backend, w want, s sample, turns []turn) {
 		t.Errorf("%s: record hash %s, createdAt %s, user %s; want %s's: %s, %s, %s", s.name, rec.RequestHash, rec.CreatedAt, rec.UserRef,
 			owner, tr.in.Hash(), tr.createdAt, tr.t.UserRef)
 	case rec.ExpiresAt.Unix() != tr.createdAt.Add(b.recordTTL).Unix():
-		t.Errorf("%s: record expires %s, want %s after %s (PARLEY_RECORD_TTL)", s.name, rec.ExpiresAt, b.recordTTL, tr.createdAt)
+		t.Errorf("%s: record expires %s, want %s after %s (PARLEY_RECORD_TTL, at least PARLEY_HISTORY_TTL)", s.name, rec.ExpiresAt, b.recordTTL, tr.createdAt)
 	case rec.Attempts != 0 || rec.Delivered != 0 || !rec.FailingSince.IsZero():
 		t.Errorf("%s: record %+v carries delivery progress; the inbound side writes none", s.name, rec)
 	}

@@ -18,21 +18,22 @@ import (
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/metrics"
+	"github.com/parley-chat/parley/shared/settings"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 )
 
 type config struct {
-	table, queueURL string
-	recordTTL       time.Duration
+	table, queueURL       string
+	recordTTL, historyTTL time.Duration
 }
 
 // loadConfig reads the environment once and reports every problem at once.
 func loadConfig(getenv func(string) string) (config, error) {
 	r := envvar.New(getenv)
 	c := config{
-		table: r.Required("PARLEY_TABLE_NAME"), queueURL: r.Required("PARLEY_QUEUE_URL"),
-		recordTTL: r.Duration("PARLEY_RECORD_TTL", inbound.MinRecordTTL, inbound.MinRecordTTL, 365*24*time.Hour),
+		table: settings.TableName.Required(r), queueURL: settings.QueueURL.Required(r),
+		recordTTL: settings.RecordTTL.Duration(r), historyTTL: settings.HistoryTTL.Duration(r),
 	}
 	return c, r.Err()
 }
@@ -59,5 +60,5 @@ func setup(getenv func(string) string, log *slog.Logger) (*inbound.Handler, erro
 	}
 	store := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, "")
-	return inbound.New(store, queue, token.NewTable(store, time.Minute), inbound.Config{RecordTTL: cfg.recordTTL, Metrics: metrics.Recorder{On: true}}, log), nil
+	return inbound.New(store, queue, token.NewTable(store, time.Minute), inbound.Config{RecordTTL: cfg.recordTTL, HistoryTTL: cfg.historyTTL, Metrics: metrics.Recorder{On: true}}, log), nil
 }

@@ -7,10 +7,12 @@ package bot
 import (
 	"context"
 	"fmt"
+	"strings"
 	"net/http"
 
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/settings"
 )
 
 // Bot answers a turn with zero or more messages (see inbound.Bot).
@@ -62,19 +64,37 @@ func New(name string, opts Options) (Bot, error) {
 // PARLEY_LLM_API_KEY here; the Lambda reads it from Secrets Manager.
 func ConfigFromEnv(r *envvar.Reader) Options {
 	return Options{
-		RulesFile: r.String("PARLEY_RULES_FILE", ""),
-		HTTPURL:   r.String("PARLEY_HTTP_BOT_URL", ""),
+		RulesFile: settings.RulesFile.String(r),
+		HTTPURL:   settings.HTTPBotURL.String(r),
 		LLM: LLMConfig{
-			Provider:     r.String("PARLEY_LLM_PROVIDER", ""),
-			BaseURL:      r.String("PARLEY_LLM_BASE_URL", ""),
-			Model:        r.String("PARLEY_LLM_MODEL", ""),
-			APIKey:       r.String("PARLEY_LLM_API_KEY", ""),
-			SystemPrompt: r.String("PARLEY_LLM_SYSTEM_PROMPT", ""),
-			Temperature:  r.Float("PARLEY_LLM_TEMPERATURE", 0, 2),
-			MaxTokens:    r.Int("PARLEY_LLM_MAX_TOKENS", 0, 1, 32000),
-			History:      r.Int("PARLEY_LLM_HISTORY", DefaultHistory, 0, 100),
+			Provider:     settings.LLMProvider.String(r),
+			BaseURL:      settings.LLMBaseURL.String(r),
+			Model:        settings.LLMModel.String(r),
+			APIKey:       settings.LLMAPIKey.String(r),
+			SystemPrompt: settings.LLMSystemPrompt.String(r),
+			Temperature:  settings.LLMTemperature.Float(r),
+			MaxTokens:    settings.LLMMaxTokens.Int(r),
+			History:      settings.LLMHistory.Int(r),
 		},
 	}
+}
+
+// Hosted reports whether an llm base URL is a provider's own service, which answers
+// nothing without a key (a local server, such as Ollama or vLLM, may not need one).
+func Hosted(baseURL string) bool {
+	return baseURL == "" || strings.Contains(baseURL, "api.openai.com") || strings.Contains(baseURL, "api.anthropic.com")
+}
+
+// Unused lists the bot settings part reads, set through getenv, that the bot called
+// name does not use: they would silently do nothing.
+func Unused(name string, part settings.Part, getenv func(string) string) []string {
+	var out []string
+	for _, s := range settings.All {
+		if s.Bot != "" && s.Bot != name && s.Env != "" && s.Reads(part) && getenv(s.Env) != "" {
+			out = append(out, s.Env)
+		}
+	}
+	return out
 }
 
 // Echo answers each message with one message of the same type and payload.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/settings"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -47,22 +48,28 @@ type Settings struct {
 // problems are noted in r.
 func ConfigFromEnv(r *envvar.Reader) Settings {
 	p := DefaultPolicy
-	p.MinDelay = r.Duration("PARLEY_RETRY_MIN_DELAY", p.MinDelay, time.Millisecond, MaxVisibility)
-	p.MaxDelay = r.Duration("PARLEY_RETRY_MAX_DELAY", p.MaxDelay, time.Millisecond, MaxVisibility)
-	p.MaxAttempts = r.Int("PARLEY_MAX_ATTEMPTS", p.MaxAttempts, 1, 100)
-	p.HoldLimit = r.Duration("PARLEY_HOLD_LIMIT", p.HoldLimit, 0, 7*24*time.Hour)
-	if err := p.Validate(); err != nil {
-		r.Check(fmt.Errorf("retry budget (PARLEY_RETRY_MIN_DELAY, PARLEY_RETRY_MAX_DELAY, PARLEY_MAX_ATTEMPTS, PARLEY_HOLD_LIMIT): %w", err))
-	}
-	return Settings{
-		Disable: message.DisableRule{
-			Failures: r.Int("PARLEY_DISABLE_AFTER_FAILURES", 20, 0, 100000),
-			Span:     r.Duration("PARLEY_DISABLE_AFTER", 24*time.Hour, 0, Retention),
-		},
-		RateLimit:   r.Float64("PARLEY_ENDPOINT_RATE_LIMIT", 0, 0, 10000),
+	p.MinDelay = settings.RetryMinDelay.Duration(r)
+	p.MaxDelay = settings.RetryMaxDelay.Duration(r)
+	p.MaxAttempts = settings.MaxAttempts.Int(r)
+	p.HoldLimit = settings.HoldLimit.Duration(r)
+	s := Settings{
+		Disable:     message.DisableRule{Failures: settings.DisableAfterFailures.Int(r), Span: settings.DisableAfter.Duration(r)},
+		RateLimit:   *settings.EndpointRateLimit.Float(r),
 		Policy:      p,
-		SendTimeout: r.Duration("PARLEY_DELIVERY_TIMEOUT", webhook.DefaultTimeout, time.Millisecond, webhook.MaxTimeout),
-		BotTimeout:  r.Duration("PARLEY_BOT_TIMEOUT", DefaultBotTimeout, time.Millisecond, MaxBotTimeout),
-		HistoryTTL:  r.Duration("PARLEY_HISTORY_TTL", 30*24*time.Hour, MinHistoryTTL, 365*24*time.Hour),
+		SendTimeout: settings.DeliveryTimeout.Duration(r),
+		BotTimeout:  settings.BotTimeout.Duration(r),
+		HistoryTTL:  settings.HistoryTTL.Duration(r),
 	}
+	r.Check(s.Validate())
+	return s
+}
+
+// Validate checks the rules between settings — the one place they live, used by the
+// functions, the local stack and the CDK app: the retry budget, at the maximum delay a
+// receiver can force, and the hold limit must fit in the queue's retention.
+func (s Settings) Validate() error {
+	if err := s.Policy.Validate(); err != nil {
+		return fmt.Errorf("retry budget (PARLEY_RETRY_MIN_DELAY, PARLEY_RETRY_MAX_DELAY, PARLEY_MAX_ATTEMPTS, PARLEY_HOLD_LIMIT): %w", err)
+	}
+	return nil
 }

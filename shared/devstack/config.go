@@ -5,14 +5,14 @@ package devstack
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/envvar"
-	"github.com/parley-chat/parley/shared/inbound"
+	"github.com/parley-chat/parley/shared/settings"
+	"github.com/parley-chat/parley/shared/webhook"
 )
 
 // Roles of a local stack process. Running the inbound and delivery roles as separate
@@ -39,6 +39,8 @@ type Config struct {
 	SigningSecrets string // empty: a fresh secret is made at start
 	Delivery       delivery.Settings
 	RecordTTL      time.Duration
+	// Warnings name settings given that do nothing: another bot's.
+	Warnings []string
 }
 
 // ConfigFromEnv reads the configuration through getenv and reports every bad variable
@@ -46,35 +48,37 @@ type Config struct {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	r := envvar.New(getenv)
 	c := Config{
-		Addr:               "127.0.0.1:" + strconv.Itoa(r.Int("PORT", 8080, 0, 65535)),
-		Token:              r.String("PARLEY_TOKEN", "dev-token"),
-		AdminToken:         getenv("PARLEY_ADMIN_TOKEN"),
-		ResponseURL:        getenv("PARLEY_RESPONSE_ENDPOINT_URL"),
-		Bot:                r.String("PARLEY_BOT", "echo"),
-		SigningSecrets:     getenv("PARLEY_SIGNING_SECRET"),
-		RecordTTL:          r.Duration("PARLEY_RECORD_TTL", inbound.MinRecordTTL, inbound.MinRecordTTL, 365*24*time.Hour),
-		Role:               r.String("PARLEY_DEV_ROLE", RoleAll),
-		TableName:          getenv("PARLEY_TABLE_NAME"),
-		QueueURL:           getenv("PARLEY_QUEUE_URL"),
-		DeadLetterQueueURL: getenv("PARLEY_DEAD_LETTER_QUEUE_URL"),
+		Addr:               "127.0.0.1:" + strconv.Itoa(settings.Port.Int(r)),
+		Token:              settings.Token.String(r),
+		AdminToken:         settings.AdminToken.String(r),
+		ResponseURL:        settings.ResponseEndpointURL.String(r),
+		Bot:                settings.Bot.String(r),
+		SigningSecrets:     settings.SigningSecret.String(r),
+		RecordTTL:          settings.RecordTTL.Duration(r),
+		Role:               settings.DevRole.String(r),
+		TableName:          settings.TableName.String(r),
+		QueueURL:           settings.QueueURL.String(r),
+		DeadLetterQueueURL: settings.DeadLetterQueueURL.String(r),
 	}
 	c.Delivery = delivery.ConfigFromEnv(r)
 	switch {
-	case c.Role != RoleAll && c.Role != RoleInbound && c.Role != RoleDelivery:
-		r.Check(fmt.Errorf("PARLEY_DEV_ROLE=%q: want all, inbound or delivery", c.Role))
 	case (c.TableName == "") != (c.QueueURL == "") || (c.TableName != "" && c.DeadLetterQueueURL == ""):
 		r.Check(fmt.Errorf("PARLEY_TABLE_NAME, PARLEY_QUEUE_URL and PARLEY_DEAD_LETTER_QUEUE_URL go together: set all three for DynamoDB and SQS, or none"))
 	case c.Role != RoleAll && c.TableName == "":
 		r.Check(fmt.Errorf("PARLEY_DEV_ROLE=%s needs DynamoDB and SQS (PARLEY_TABLE_NAME, PARLEY_QUEUE_URL, PARLEY_DEAD_LETTER_QUEUE_URL): the embedded parts live in one process", c.Role))
 	}
-	if c.ResponseURL != "" {
-		if u, err := url.Parse(c.ResponseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			r.Check(fmt.Errorf("PARLEY_RESPONSE_ENDPOINT_URL=%q: want an absolute http or https URL", c.ResponseURL))
+	if c.SigningSecrets != "" {
+		if _, err := webhook.NewSigner(c.SigningSecrets); err != nil {
+			r.Check(fmt.Errorf("PARLEY_SIGNING_SECRET: %w", err))
 		}
 	}
 	c.BotOptions = bot.ConfigFromEnv(r)
-	if _, err := bot.New(c.Bot, c.BotOptions); err != nil {
+	if c.Bot == "llm" && c.BotOptions.LLM.APIKey == "" && bot.Hosted(c.BotOptions.LLM.BaseURL) {
+		r.Check(fmt.Errorf("PARLEY_BOT=llm: a hosted provider needs PARLEY_LLM_API_KEY (or point PARLEY_LLM_BASE_URL at a local server such as Ollama)"))
+	}
+	if _, err := bot.New(c.Bot, c.BotOptions); err != nil && r.Err() == nil {
 		r.Check(fmt.Errorf("PARLEY_BOT=%s: %w", c.Bot, err))
 	}
+	c.Warnings = bot.Unused(c.Bot, settings.Local, getenv)
 	return c, r.Err()
 }

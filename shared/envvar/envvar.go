@@ -27,6 +27,9 @@ func (r *Reader) String(name, def string) string {
 	return def
 }
 
+// Lookup returns the variable as it is set, "" when unset.
+func (r *Reader) Lookup(name string) string { return r.getenv(name) }
+
 // Required returns the variable and notes an error when it is unset.
 func (r *Reader) Required(name string) string {
 	v := r.getenv(name)

@@ -64,8 +64,10 @@ type Authenticator interface {
 
 // Config tunes the handler; zero values take the defaults.
 type Config struct {
-	// RecordTTL is how long a messageId is remembered; at least MinRecordTTL.
-	RecordTTL time.Duration
+	// RecordTTL is how long a messageId is remembered; at least MinRecordTTL and
+	// HistoryTTL: while a message is in the history, sending it again is a replay.
+	RecordTTL  time.Duration
+	HistoryTTL time.Duration
 	// CallTimeout bounds each store and queue call, so a hung dependency answers 503
 	// rather than running into the function's or API Gateway's timeout. Default 3s.
 	CallTimeout time.Duration
@@ -102,7 +104,7 @@ type Handler struct {
 
 // New returns a Handler. log receives one line per request.
 func New(store Store, queue Queue, auth Authenticator, cfg Config, log *slog.Logger) *Handler {
-	cfg.RecordTTL = max(cfg.RecordTTL, MinRecordTTL)
+	cfg.RecordTTL = max(cfg.RecordTTL, cfg.HistoryTTL, MinRecordTTL)
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}

@@ -83,8 +83,18 @@ func NewSigner(secrets string) (*Signer, error) {
 	if err != nil || keys == nil {
 		return nil, err
 	}
+	for i, k := range keys {
+		if len(k) < MinKeyBytes {
+			return nil, fmt.Errorf("signing secret %d of %d: a key of %d bytes is too weak to sign with; use at least %d random bytes (e.g. whsec_$(openssl rand -base64 32))",
+				i+1, len(keys), len(k), MinKeyBytes)
+		}
+	}
 	return &Signer{keys: keys}, nil
 }
+
+// MinKeyBytes is the shortest key Parley signs with: 24 random bytes, 192 bits. A
+// receiver may verify with any key (Verify does not ask).
+const MinKeyBytes = 24
 
 // Sign returns the webhook-signature header value: "v1,<base64 HMAC-SHA256>" of
 // id + "." + Unix seconds + "." + body, once per key, space-separated. A nil Signer
