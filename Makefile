@@ -15,7 +15,8 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 	build-InboundFunction build-DeliveryFunction sam-build invoke-inbound invoke-delivery start-api
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}' | \
+		sed -e 's/$$(GOARCH_LAMBDA)/$(GOARCH_LAMBDA)/g' -e 's/$$(STAGE)/$(STAGE)/g' -e 's/$$(FUZZTIME)/$(FUZZTIME)/g' -e 's/$$(RELIABILITY)/$(RELIABILITY)/g'
 
 run: ## run the local stack on 127.0.0.1:8080 (Go only; see README for the variables)
 	go run ./cmd/parley dev
@@ -48,7 +49,12 @@ build-DeliveryFunction:
 
 # --build-in-source: the makefile method then builds here instead of copying the whole
 # repository (node_modules, cdk.out) to a scratch folder first.
+# The SAM targets need the SAM CLI (and Docker to invoke): say how to get it rather
+# than fail with "sam: command not found".
+NEED_SAM = @command -v sam >/dev/null || { echo "the SAM CLI is not installed: see https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html (pip install aws-sam-cli, or brew install aws-sam-cli); Docker runs the functions for sam local" >&2; exit 1; }
+
 sam-build: ## sam build (needs the SAM CLI)
+	$(NEED_SAM)
 	sam build --build-in-source
 
 invoke-inbound: sam-build ## sam local invoke the inbound function with events/inbound-text.json (SAM CLI + Docker)
@@ -72,9 +78,14 @@ fuzz: ## fuzz each target for FUZZTIME (default 30s)
 		go test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
 	done
 
-lint: ## gofmt and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
-	go vet ./...
+STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+LINT_TAGS   := bench,reliability
+
+lint: ## gofmt, go vet and staticcheck on both modules (the app and infra/)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "not gofmt-formatted:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet -tags $(LINT_TAGS) ./...
+	$(STATICCHECK) -tags $(LINT_TAGS) ./...
+	cd infra && $(CDK_ENV) go vet ./... && $(CDK_ENV) $(STATICCHECK) ./...
 
 clean: ## remove build output
 	rm -rf .build infra/cdk.out

@@ -229,7 +229,8 @@ func TestBatchFile(t *testing.T) {
 		}
 		raw, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: out.QueueUrl, MaxNumberOfMessages: 1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-			AttributeNames:              []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}, //nolint:staticcheck // local-aws-sqs reads only this one
+			//lint:ignore SA1019 local-aws-sqs returns system attributes only for the deprecated field.
+			AttributeNames:        []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
 			MessageAttributeNames:       []string{"All"}})
 		if err != nil || len(raw.Messages) != 1 {
 			t.Fatalf("record %d: received %d messages (%v), want the one sent", i, len(raw.Messages), err)

@@ -32,7 +32,7 @@ func TestDefaultChannelIDsAreStable(t *testing.T) {
 	if a, b := message.PushRef(ch, "c1", "k"), message.PushRef(ch, "c1", "k"); a != b || !strings.HasPrefix(a, "msg_") {
 		t.Errorf("PushRef with a key: %s, %s; want one stable id", a, b)
 	}
-	if message.PushRef(ch, "c1", "") == message.PushRef(ch, "c1", "") {
+	if a, b := message.PushRef(ch, "c1", ""), message.PushRef(ch, "c1", ""); a == b {
 		t.Error("PushRef without a key repeats")
 	}
 }

@@ -80,7 +80,8 @@ func (q *Queue) receive(ctx context.Context, url string, n int, wait, visibility
 		WaitTimeSeconds:             int32(min(wait/time.Second, 20)),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		// The deprecated field too: some emulators read only that one.
-		AttributeNames:        []types.QueueAttributeName{types.QueueAttributeNameAll}, //nolint:staticcheck
+		//lint:ignore SA1019 local-aws-sqs returns system attributes only for the deprecated field.
+		AttributeNames:        []types.QueueAttributeName{types.QueueAttributeNameAll},
 		MessageAttributeNames: []string{"All"},
 	}
 	if visibility > 0 {
