@@ -49,6 +49,7 @@ func TestBots(t *testing.T) {
 			"PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_DEAD_LETTER_QUEUE_URL": "ref:DeadLetterQueue",
 			"PARLEY_RETRY_MIN_DELAY": "5s", "PARLEY_RETRY_MAX_DELAY": "12h", "PARLEY_MAX_ATTEMPTS": "11", "PARLEY_DELIVERY_TIMEOUT": "10s",
 			"PARLEY_BOT": bot, "PARLEY_BOT_TIMEOUT": "30s", "PARLEY_HISTORY_TTL": "720h",
+			"PARLEY_HOLD_LIMIT": "1h", "PARLEY_DISABLE_AFTER_FAILURES": "20", "PARLEY_DISABLE_AFTER": "24h", "PARLEY_ENDPOINT_RATE_LIMIT": "0",
 		}
 	}
 	with := func(env map[string]string, extra map[string]string) map[string]string {

@@ -141,7 +141,8 @@ func TestCDKSynth(t *testing.T) {
 
 func TestCDKSynthRejectsBadConfig(t *testing.T) {
 	_, stderr, err := runCDK(t, "synth", "--no-notices", "-o", t.TempDir(), "-c", "deliveryTimeout=45s", "-c", "maxAttempts=0",
-		"-c", "bot=rules", "-c", "rulesFile=no/such/rules.json", "-c", "recordTtl=168h", "-c", "botTimeout=10m", "-c", "maxConcurrency=1")
+		"-c", "bot=rules", "-c", "rulesFile=no/such/rules.json", "-c", "recordTtl=168h", "-c", "botTimeout=10m", "-c", "maxConcurrency=1",
+		"-c", "holdLimit=200h", "-c", "tracing=on")
 	if err == nil {
 		t.Fatal("cdk synth without responseEndpointUrl succeeded")
 	}
@@ -152,6 +153,8 @@ func TestCDKSynthRejectsBadConfig(t *testing.T) {
 		`context "recordTtl": 168h is out of range [360h, 8760h]: a message record must outlive the delivery queue's 14-day retention by a day`,
 		`context "botTimeout": 10m is out of range [1s, 5m]`,
 		`context "maxConcurrency": 1 is out of range [2, 1000]`,
+		`context "holdLimit": 200h is out of range [0s, 168h]`,
+		`context "tracing": "on" must be active or passthrough`,
 		`context "rulesFile": ` + filepath.Join(filepath.Dir(mustGetwd(t)), "no/such/rules.json") + " does not exist",
 	} {
 		if !strings.Contains(stderr, want) {

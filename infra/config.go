@@ -44,6 +44,16 @@ const (
 	maxReceiveCount = 1000
 	// defaultOldestMessageAge is when a message waiting in the delivery queue raises an alarm.
 	defaultOldestMessageAge = time.Hour
+	// maxHoldLimit is the delivery function's own bound on PARLEY_HOLD_LIMIT; the hold
+	// limit also counts in the retry budget's retention check (checkRetryBudget).
+	maxHoldLimit = 7 * 24 * time.Hour
+	// The delivery function's bounds on PARLEY_DISABLE_AFTER_FAILURES (0: only a 410
+	// disables), PARLEY_DISABLE_AFTER (at most the queue's retention) and
+	// PARLEY_ENDPOINT_RATE_LIMIT (POSTs a second per function; 0: no limit).
+	maxDisableAfterFailures = 100000
+	maxEndpointRateLimit    = 10000
+	// maxFailedAttemptsAlarm bounds the failed-attempts alarm's threshold.
+	maxFailedAttemptsAlarm = 1000000
 	// maxBotTimeout is delivery.MaxBotTimeout: the bot runs in the delivery function,
 	// whose timeout grows with it (deliveryTiming).
 	maxBotTimeout = 5 * time.Minute
@@ -107,16 +117,28 @@ type Config struct {
 	// RulesFile is the absolute path of the rules bot's intents file on the deploying
 	// machine, copied into the delivery function; "" (also for other bots): none, the
 	// rules bot answers from its built-in example.
-	RulesFile        string
-	HTTPBotURL       string // bot=http: the bot service's Rasa REST webhook
-	LLM              LLMConfig
-	RetryMinDelay    string
-	RetryMaxDelay    string
-	MaxAttempts      int
-	DeliveryTimeout  string
-	RemovalPolicy    string // "retain" or "destroy"; applies to the table and log groups
-	AlarmEmail       string // optional: subscribes to the alarm topic
-	OldestMessageAge time.Duration
+	RulesFile       string
+	HTTPBotURL      string // bot=http: the bot service's Rasa REST webhook
+	LLM             LLMConfig
+	RetryMinDelay   string
+	RetryMaxDelay   string
+	MaxAttempts     int
+	DeliveryTimeout string
+	// HoldLimit is how long a failing message may hold its conversation back before it
+	// goes to the dead-letter queue and the conversation goes on; "0": strict order.
+	HoldLimit string
+	// An endpoint is disabled after DisableAfterFailures failed attempts in a row
+	// spanning at least DisableAfter (or at once on a 410); 0 failures: only on a 410.
+	DisableAfterFailures int
+	DisableAfter         string
+	// EndpointRateLimit is the default channel's POSTs a second per function instance,
+	// in canonical text; "0": no limit.
+	EndpointRateLimit   string
+	Tracing             string // "active" (X-Ray) or "passthrough" (Lambda's default: off)
+	RemovalPolicy       string // "retain" or "destroy"; applies to the table and log groups
+	AlarmEmail          string // optional: subscribes to the alarm topic
+	OldestMessageAge    time.Duration
+	FailedAttemptsAlarm int // failed delivery attempts in 5 minutes that raise an alarm
 }
 
 // LLMConfig is the llm bot's configuration, set only when bot=llm. Optional values are
@@ -161,23 +183,40 @@ const (
 	keyRemovalPolicy       = "removalPolicy"
 	keyAlarmEmail          = "alarmEmail"
 	keyOldestMessageAge    = "oldestMessageAgeAlarm"
+	keyHoldLimit           = "holdLimit"
+	keyDisableAfterFails   = "disableAfterFailures"
+	keyDisableAfter        = "disableAfter"
+	keyEndpointRateLimit   = "endpointRateLimit"
+	keyTracing             = "tracing"
+	keyFailedAttemptsAlarm = "failedAttemptsAlarm"
 )
 
 var defaults = map[string]string{
-	keyStage:            "dev",
-	keyBot:              "echo",
-	keyRecordTTL:        "360h",
-	keyHistoryTTL:       "720h",
-	keyBotTimeout:       "30s",
-	keyMaxConcurrency:   "10",
-	keyLLMProvider:      "openai",
-	keyRetryMinDelay:    "5s",
-	keyRetryMaxDelay:    "12h",
-	keyMaxAttempts:      "11",
-	keyDeliveryTimeout:  "10s",
-	keyRemovalPolicy:    "retain",
-	keyOldestMessageAge: defaultOldestMessageAge.String(),
+	keyStage:               "dev",
+	keyBot:                 "echo",
+	keyRecordTTL:           "360h",
+	keyHistoryTTL:          "720h",
+	keyBotTimeout:          "30s",
+	keyMaxConcurrency:      "10",
+	keyLLMProvider:         "openai",
+	keyRetryMinDelay:       "5s",
+	keyRetryMaxDelay:       "12h",
+	keyMaxAttempts:         "11",
+	keyDeliveryTimeout:     "10s",
+	keyRemovalPolicy:       "retain",
+	keyOldestMessageAge:    defaultOldestMessageAge.String(),
+	keyHoldLimit:           "1h",
+	keyDisableAfterFails:   "20",
+	keyDisableAfter:        "24h",
+	keyEndpointRateLimit:   "0",
+	keyTracing:             "passthrough",
+	keyFailedAttemptsAlarm: "100",
 }
+
+// Tracing modes (the tracing context key): X-Ray on both functions, or Lambda's
+// default, which records nothing unless a caller asks (neither API Gateway's HTTP API
+// nor SQS does).
+var tracingModes = []string{"passthrough", "active"}
 
 // botKeys are the context keys that only one bot uses: given with another bot, they
 // would silently do nothing, so they are refused.
@@ -277,14 +316,37 @@ func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 		fail(keyRetryMinDelay, "%s is longer than %s %s", c.RetryMinDelay, keyRetryMaxDelay, c.RetryMaxDelay)
 	}
 
+	var holdLimit time.Duration
+	c.HoldLimit, holdLimit = duration(keyHoldLimit, 0, maxHoldLimit)
+	_, holdErr := time.ParseDuration(c.HoldLimit)
 	if n := whole(keyMaxAttempts, 1, maxMaxAttempts); n > 0 {
 		c.MaxAttempts = n
-		// The waits between attempts must fit in the queue's retention, or SQS deletes a
-		// message that is still being retried and it never reaches the dead-letter queue.
-		if maxDelay > 0 && time.Duration(n-1)*maxDelay >= queueRetention {
-			fail(keyMaxAttempts, "%d attempts %s apart (%s) do not fit in the queue's 14-day retention",
-				n, c.RetryMaxDelay, time.Duration(n-1)*maxDelay)
+		// Checked when the maximum delay and the hold limit are valid themselves.
+		if maxDelay > 0 && maxDelay <= maxVisibilityDelay && holdErr == nil && holdLimit >= 0 && holdLimit <= maxHoldLimit {
+			if err := checkRetryBudget(n, maxDelay, holdLimit); err != nil {
+				fail(keyMaxAttempts, "%d attempts with retryMaxDelay %s and holdLimit %s: %v", n, c.RetryMaxDelay, c.HoldLimit, err)
+			}
 		}
+	}
+	c.DisableAfterFailures = whole(keyDisableAfterFails, 0, maxDisableAfterFailures)
+	c.DisableAfter, _ = duration(keyDisableAfter, 0, queueRetention)
+	if s := get(keyEndpointRateLimit); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		switch {
+		case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+			fail(keyEndpointRateLimit, "%q is not a number", s)
+		case f < 0 || f > maxEndpointRateLimit:
+			fail(keyEndpointRateLimit, "%s is out of range [0, %d] (POSTs a second; 0: no limit)", s, maxEndpointRateLimit)
+		default:
+			c.EndpointRateLimit = strconv.FormatFloat(f, 'f', -1, 64)
+		}
+	}
+	c.Tracing = strings.ToLower(get(keyTracing))
+	if !slices.Contains(tracingModes, c.Tracing) {
+		fail(keyTracing, "%q must be active or passthrough", c.Tracing)
+	}
+	if n := whole(keyFailedAttemptsAlarm, 1, maxFailedAttemptsAlarm); n > 0 {
+		c.FailedAttemptsAlarm = n
 	}
 
 	c.RemovalPolicy = strings.ToLower(get(keyRemovalPolicy))
@@ -303,6 +365,21 @@ func LoadConfig(lookup func(key string) any, repoRoot string) (Config, error) {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// checkRetryBudget is the retention rule of delivery.Policy.Validate (the root module,
+// which this one cannot import): SQS deletes a message after its retention, so the
+// longest its attempts can span — every wait at the maximum delay, which a receiver's
+// Retry-After can force — plus the time it may wait behind its conversation's failing
+// head must fit in it, or a message still being retried is lost instead of
+// dead-lettered. policy_test.go runs the delivery function's own check to compare.
+func checkRetryBudget(maxAttempts int, maxDelay, holdLimit time.Duration) error {
+	span := time.Duration(max(maxAttempts-1, 0)) * maxDelay
+	if span+holdLimit > queueRetention {
+		return fmt.Errorf("the waits may span %s when a receiver asks for the maximum delay each time, which with the hold limit is more than the queue's 14-day retention; lower maxAttempts, retryMaxDelay or holdLimit",
+			short(span))
+	}
+	return nil
 }
 
 // loadBot reads the settings of the configured bot, and refuses those of the others.

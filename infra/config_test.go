@@ -30,6 +30,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		BotTimeout: "30s", Timing: Timing{FunctionTimeout: 110 * time.Second, VisibilityTimeout: 660 * time.Second}, MaxConcurrency: 10,
 		RetryMinDelay: "5s", RetryMaxDelay: "12h", MaxAttempts: 11, DeliveryTimeout: "10s",
 		RemovalPolicy: "retain", OldestMessageAge: time.Hour,
+		HoldLimit: "1h", DisableAfterFailures: 20, DisableAfter: "24h", EndpointRateLimit: "0", Tracing: "passthrough",
+		FailedAttemptsAlarm: 100,
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -52,6 +54,8 @@ func TestLoadConfigValues(t *testing.T) {
 		keyRecordTTL: "360h", keyMaxConcurrency: float64(1000),
 		keyMaxAttempts: float64(28), keyRetryMaxDelay: "12h", keyDeliveryTimeout: "30s",
 		keyRemovalPolicy: "DESTROY", keyAlarmEmail: "ops@example.com", keyOldestMessageAge: "2h",
+		keyHoldLimit: "0", keyDisableAfterFails: float64(0), keyDisableAfter: "336h", keyEndpointRateLimit: float64(2.50),
+		keyTracing: "Active", keyFailedAttemptsAlarm: float64(25),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,21 +63,25 @@ func TestLoadConfigValues(t *testing.T) {
 	if cfg.MaxAttempts != 28 || cfg.RemovalPolicy != "destroy" || cfg.AlarmEmail != "ops@example.com" ||
 		cfg.OldestMessageAge != 2*time.Hour || cfg.StackName() != "Parley-prod-2" || cfg.Bot != "http" ||
 		cfg.HTTPBotURL != "http://rasa.internal:5005/webhooks/rest/webhook" || cfg.HistoryTTL != "8760h" || cfg.BotTimeout != "5m" ||
-		cfg.RecordTTL != "360h" || cfg.MaxConcurrency != 1000 || cfg.Timing.FunctionTimeout != 380*time.Second {
+		cfg.RecordTTL != "360h" || cfg.MaxConcurrency != 1000 || cfg.Timing.FunctionTimeout != 380*time.Second ||
+		cfg.HoldLimit != "0" || cfg.DisableAfterFailures != 0 || cfg.DisableAfter != "336h" || cfg.EndpointRateLimit != "2.5" ||
+		cfg.Tracing != "active" || cfg.FailedAttemptsAlarm != 25 {
 		t.Errorf("got %+v", cfg)
 	}
 }
 
 // TestLoadConfigMaxAttempts: the delivery function's whole range, 1–100, as long as the
-// waits between the attempts fit in the queue's 14-day retention.
+// waits between the attempts and the hold limit fit in the queue's 14-day retention
+// (the limits exactly: policy_test.go compares with the function).
 func TestLoadConfigMaxAttempts(t *testing.T) {
 	for _, tt := range []struct {
-		attempts any
-		maxDelay string
+		attempts            any
+		maxDelay, holdLimit string
 	}{
-		{"1", "12h"}, {"28", "12h"}, {"29", "11h"}, {float64(30), "1h"}, {"100", "3h"},
+		{"1", "12h", ""}, {"28", "12h", ""}, {"29", "11h", ""}, {float64(30), "1h", ""}, {"100", "3h", ""},
+		{"29", "12h", "0"}, {"28", "12h", "12h"}, {"100", "3h", "39h"}, {"1", "12h", "168h"},
 	} {
-		cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint, keyMaxAttempts: tt.attempts, keyRetryMaxDelay: tt.maxDelay})
+		cfg, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint, keyMaxAttempts: tt.attempts, keyRetryMaxDelay: tt.maxDelay, keyHoldLimit: tt.holdLimit})
 		if err != nil {
 			t.Errorf("maxAttempts %v, retryMaxDelay %s: %v", tt.attempts, tt.maxDelay, err)
 			continue
@@ -182,9 +190,27 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"zero attempts", map[string]any{keyMaxAttempts: "0"}, []string{`"maxAttempts": 0 is out of range [1, 100]`}},
 		{"too many attempts", map[string]any{keyMaxAttempts: "101", keyRetryMaxDelay: "1m"}, []string{`"maxAttempts": 101 is out of range [1, 100]`}},
 		{"attempts not a number", map[string]any{keyMaxAttempts: "eleven"}, []string{"not a whole number"}},
-		// 28 waits of 12h are exactly the 14-day retention: one too many.
-		{"retries outlast retention", map[string]any{keyMaxAttempts: "29"}, []string{"14-day retention"}},
+		// 28 waits of 12h are exactly the 14-day retention, so with the default hour a
+		// message may wait behind its conversation's head, one too many.
+		{"retries outlast retention", map[string]any{keyMaxAttempts: "29"},
+			[]string{`context "maxAttempts": 29 attempts with retryMaxDelay 12h and holdLimit 1h: the waits may span 336h`, "14-day retention"}},
 		{"many attempts outlast retention", map[string]any{keyMaxAttempts: "100", keyRetryMaxDelay: "4h"}, []string{"14-day retention"}},
+		{"hold limit outlasts retention", map[string]any{keyMaxAttempts: "28", keyHoldLimit: "12h1s"}, []string{`"maxAttempts": 28 attempts`, "holdLimit 12h1s", "14-day retention"}},
+		{"hold limit over 7 days", map[string]any{keyHoldLimit: "169h", keyMaxAttempts: "1"}, []string{`context "holdLimit": 169h is out of range [0s, 168h]`}},
+		{"hold limit negative", map[string]any{keyHoldLimit: "-1m"}, []string{`"holdLimit": -1m is out of range`}},
+		{"hold limit not a duration", map[string]any{keyHoldLimit: "1 hour"}, []string{`"holdLimit": "1 hour" is not a Go duration`}},
+		{"disable after failures negative", map[string]any{keyDisableAfterFails: "-1"}, []string{`context "disableAfterFailures": -1 is out of range [0, 100000]`}},
+		{"disable after failures too many", map[string]any{keyDisableAfterFails: float64(100001)}, []string{`"disableAfterFailures": 100001 is out of range`}},
+		{"disable after failures not a number", map[string]any{keyDisableAfterFails: "twenty"}, []string{`"disableAfterFailures": "twenty" is not a whole number`}},
+		{"disable after over retention", map[string]any{keyDisableAfter: "337h"}, []string{`context "disableAfter": 337h is out of range [0s, 336h]`}},
+		{"disable after not a duration", map[string]any{keyDisableAfter: "1d"}, []string{`"disableAfter": "1d" is not a Go duration`}},
+		{"rate limit negative", map[string]any{keyEndpointRateLimit: "-1"}, []string{`context "endpointRateLimit": -1 is out of range [0, 10000]`}},
+		{"rate limit too high", map[string]any{keyEndpointRateLimit: float64(10001)}, []string{`"endpointRateLimit": 10001 is out of range`}},
+		{"rate limit NaN", map[string]any{keyEndpointRateLimit: "NaN"}, []string{`"endpointRateLimit": "NaN" is not a number`}},
+		{"rate limit infinite", map[string]any{keyEndpointRateLimit: "+Inf"}, []string{`"endpointRateLimit": "+Inf" is not a number`}},
+		{"rate limit not a number", map[string]any{keyEndpointRateLimit: "fast"}, []string{`"endpointRateLimit": "fast" is not a number`}},
+		{"tracing", map[string]any{keyTracing: "on"}, []string{`context "tracing": "on" must be active or passthrough`}},
+		{"failed attempts alarm zero", map[string]any{keyFailedAttemptsAlarm: "0"}, []string{`context "failedAttemptsAlarm": 0 is out of range [1, 1000000]`}},
 		{"bad removal policy", map[string]any{keyRemovalPolicy: "snapshot"}, []string{`"removalPolicy"`}},
 		{"bad alarm email", map[string]any{keyAlarmEmail: "ops at example"}, []string{`"alarmEmail"`}},
 		{"record TTL zero", map[string]any{keyRecordTTL: "0s"}, []string{`"recordTtl"`}},

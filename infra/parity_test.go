@@ -49,6 +49,10 @@ func samParams(cfg Config) map[string]any {
 		}
 		return float64(d / unit)
 	}
+	rateLimit, err := strconv.ParseFloat(cfg.EndpointRateLimit, 64)
+	if err != nil {
+		panic(err) // LoadConfig checked it
+	}
 	return map[string]any{
 		"Stage":                        cfg.Stage,
 		"ResponseEndpointUrl":          cfg.ResponseEndpointURL,
@@ -72,6 +76,12 @@ func samParams(cfg Config) map[string]any {
 		"MaxAttempts":                  strconv.Itoa(cfg.MaxAttempts),
 		"DeliveryTimeout":              cfg.DeliveryTimeout,
 		"OldestMessageAgeAlarmSeconds": cfg.OldestMessageAge.Seconds(),
+		"HoldLimit":                    cfg.HoldLimit,
+		"DisableAfterFailures":         float64(cfg.DisableAfterFailures),
+		"DisableAfterHours":            in(cfg.DisableAfter, time.Hour),
+		"EndpointRateLimit":            rateLimit,
+		"Tracing":                      cfg.Tracing,
+		"FailedAttemptsAlarmThreshold": float64(cfg.FailedAttemptsAlarm),
 	}
 }
 
@@ -105,21 +115,37 @@ func TestParity(t *testing.T) {
 	if in == nil || out == nil {
 		t.Fatalf("functions: got %v", cdk.Functions)
 	}
-	if len(in.Environment) != 3 || len(out.Environment) != 12 || !slices.Equal(in.Routes, []string{"$default"}) ||
-		len(out.Queues) != 1 || len(cdk.Queues) != 2 || len(cdk.Tables) != 1 || len(cdk.Alarms) != 6 || len(cdk.Outputs) != 5 {
+	if len(in.Environment) != 3 || len(out.Environment) != 16 || !slices.Equal(in.Routes, []string{"$default"}) ||
+		len(out.Queues) != 1 || len(cdk.Queues) != 2 || len(cdk.Tables) != 1 || len(cdk.Alarms) != 9 || len(cdk.Outputs) != 5 {
 		t.Errorf("CDK system is missing parts: %+v %+v %+v", cdk, in, out)
 	}
+	if d, ok := cdk.Dashboards["Dashboard"]; !ok || len(dashboardWidgets(d)) != 9 {
+		t.Errorf("CDK dashboard: got %+v, want 9 widgets", cdk.Dashboards)
+	}
+}
+
+// dashboardWidgets are a dashboard body's widgets, nil when it has none.
+func dashboardWidgets(d dashboard) []any {
+	body, _ := d.Body.(map[string]any)
+	widgets, _ := body["widgets"].([]any)
+	return widgets
+}
+
+// everySetting changes every setting that is not a bot's from its default: the
+// parity tests synthesize the stack with it and give SAM the matching parameters.
+var everySetting = map[string]any{
+	keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
+	keyMaxAttempts: "5", keyDeliveryTimeout: "20s", keyOldestMessageAge: "30m",
+	keyHistoryTTL: "2160h", keyBotTimeout: "180s", keyMaxConcurrency: "50",
+	keyHoldLimit: "6h", keyDisableAfterFails: "5", keyDisableAfter: "48h", keyEndpointRateLimit: "2.5",
+	keyTracing: "active", keyFailedAttemptsAlarm: "40",
 }
 
 // TestParityWithSettings synthesizes the stack with every setting changed and gives the
 // SAM template the matching parameters: still one system, the receive budget and the
 // timing that follows the bot timeout included.
 func TestParityWithSettings(t *testing.T) {
-	s := synth(t, map[string]any{
-		keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
-		keyMaxAttempts: "5", keyDeliveryTimeout: "20s", keyOldestMessageAge: "30m",
-		keyHistoryTTL: "2160h", keyBotTimeout: "180s", keyMaxConcurrency: "50",
-	}, false)
+	s := synth(t, everySetting, false)
 	cdk := cdkSystem(t, s)
 	sam, err := samSystem(readSAMTemplate(t), samParams(s.cfg))
 	if err != nil {
@@ -139,7 +165,10 @@ func TestParityWithSettings(t *testing.T) {
 	}
 	diffs := strings.Join(compareSystems(cdk, samDefaults), "\n")
 	for _, want := range []string{"PARLEY_MAX_ATTEMPTS", "PARLEY_BOT]", "PARLEY_HISTORY_TTL", "PARLEY_RECORD_TTL", "PARLEY_BOT_TIMEOUT",
-		"Threshold", "DeliveryFunction].Timeout", "DeliveryQueue].VisibilityTimeout", "MaximumConcurrency"} {
+		"Threshold", "DeliveryFunction].Timeout", "DeliveryQueue].VisibilityTimeout", "MaximumConcurrency",
+		"PARLEY_HOLD_LIMIT", "PARLEY_DISABLE_AFTER_FAILURES", "PARLEY_DISABLE_AFTER]", "PARLEY_ENDPOINT_RATE_LIMIT",
+		"InboundFunction].Tracing", "DeliveryFunction].Tracing", "InboundFunction].Permissions[*]", "DeliveryFunction].Permissions[*]",
+		"FailedAttemptsHigh].Threshold", "Dashboards[Dashboard].Body[widgets][5][properties][annotations]"} {
 		if !strings.Contains(diffs, want) {
 			t.Errorf("changing %s in CDK alone went unnoticed; differences:\n%s", want, diffs)
 		}
@@ -250,6 +279,10 @@ func failedRules(t *testing.T, data []byte, params map[string]any) []string {
 const channelKeysStatement = "              - Effect: Allow\n                Action: secretsmanager:GetSecretValue\n" +
 	"                Resource: !Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:parley/*\n"
 
+// xrayStatement is template.yaml's X-Ray statement in the inbound function's role.
+const xrayStatement = "              - !If\n                - TracingActive\n                - Effect: Allow\n" +
+	"                  Action: [xray:PutTraceSegments, xray:PutTelemetryRecords]\n                  Resource: \"*\"\n                - !Ref AWS::NoValue\n"
+
 // TestParityCatchesDrift changes template.yaml one way at a time, as someone editing
 // only the SAM side would, and expects the comparison to notice every change.
 func TestParityCatchesDrift(t *testing.T) {
@@ -329,6 +362,40 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"alarm metric", "MetricName: Throttles", "MetricName: Invocations", "Metric", false},
 		{"output", "  SigningSecretArn:\n    Description", "  SecretArn:\n    Description", "Outputs", false},
 		{"delivery table name", "          PARLEY_TABLE_NAME: !Ref Table\n          PARLEY_RESPONSE", "          PARLEY_RESPONSE", "DeliveryFunction].Environment[PARLEY_TABLE_NAME]", false},
+		// Delivery ordering and endpoint health.
+		{"hold limit missing", "          PARLEY_HOLD_LIMIT: !Ref HoldLimit\n", "", "PARLEY_HOLD_LIMIT", false},
+		{"hold limit default", "    Default: 1h\n", "    Default: 2h\n", "PARLEY_HOLD_LIMIT", false},
+		{"disable after failures default", "    Default: 20\n", "    Default: 10\n", "PARLEY_DISABLE_AFTER_FAILURES", false},
+		{"disable after unit", `PARLEY_DISABLE_AFTER: !Sub "${DisableAfterHours}h"`, `PARLEY_DISABLE_AFTER: !Sub "${DisableAfterHours}m"`, "PARLEY_DISABLE_AFTER]", false},
+		{"disable after default", "    Default: 24\n", "    Default: 48\n", "PARLEY_DISABLE_AFTER]", false},
+		{"rate limit default", "    Default: 0\n    MinValue: 0\n    MaxValue: 10000\n", "    Default: 1\n    MinValue: 0\n    MaxValue: 10000\n", "PARLEY_ENDPOINT_RATE_LIMIT", false},
+		{"rate limit missing", "          PARLEY_ENDPOINT_RATE_LIMIT: !Ref EndpointRateLimit\n", "", "PARLEY_ENDPOINT_RATE_LIMIT", false},
+		// Tracing.
+		{"tracing always on", "Tracing: !If [TracingActive, Active, PassThrough]", "Tracing: Active", "InboundFunction].Tracing", false},
+		{"tracing default", "    Default: passthrough\n", "    Default: active\n", "Tracing", false},
+		{"x-ray permission without tracing", xrayStatement, "              - Effect: Allow\n                Action: [xray:PutTraceSegments, xray:PutTelemetryRecords]\n                Resource: \"*\"\n",
+			"InboundFunction].Permissions[*]", false},
+		// The alarms on Parley's own metrics.
+		{"parley namespace", "      Namespace: Parley\n", "      Namespace: parley\n", "EndpointDisabled].Namespace", false},
+		{"parley dimension", "        - {Name: Service, Value: parley}\n", "        - {Name: Service, Value: Parley}\n", "EndpointDisabled].Dimension", false},
+		{"parley metric", "MetricName: DeadLettered", "MetricName: DeadLetters", "DeadLettered].Metric", false},
+		{"parley alarm statistic", "      MetricName: FailedAttempts\n      Dimensions:\n        - {Name: Service, Value: parley}\n      Statistic: Sum",
+			"      MetricName: FailedAttempts\n      Dimensions:\n        - {Name: Service, Value: parley}\n      Statistic: Average", "FailedAttemptsHigh].Statistic", false},
+		{"failed attempts threshold default", "    Default: 100\n", "    Default: 50\n", "FailedAttemptsHigh].Threshold", false},
+		{"alarm missing", "  DeadLettered:\n    Type: AWS::CloudWatch::Alarm", "  DeadLettered:\n    Type: AWS::CloudWatch::CompositeAlarm", "Alarms[DeadLettered]: missing", false},
+		// The dashboard.
+		{"dashboard name", "DashboardName: !Sub Parley-${Stage}-${AWS::Region}", "DashboardName: !Sub Parley-${Stage}", "Dashboards[Dashboard].Name", false},
+		{"dashboard statistic", `{"label": "bot latency p99", "stat": "p99"`, `{"label": "bot latency p99", "stat": "p90"`, "Body[widgets][1][properties][metrics][2][4][stat]", false},
+		{"dashboard metric", `["Parley", "DeadLettered", "Service", "parley"`, `["Parley", "DeadLetters", "Service", "parley"`, "Body[widgets][3][properties][metrics][1][1]", false},
+		{"dashboard dimension", `["Parley", "Delivered", "Service", "parley"`, `["Parley", "Delivered", "Channel", "parley"`, "Body[widgets][2][properties][metrics][0][2]", false},
+		{"dashboard queue", `"${DeadLetterQueue.QueueName}", {"label": "dead-letter queue"`, `"${DeliveryQueue.QueueName}", {"label": "dead-letter queue"`, "Body[widgets][4][properties][metrics][1][3]", false},
+		{"dashboard function", `"${InboundFunction}", {"label": "inbound errors"`, `"${DeliveryFunction}", {"label": "inbound errors"`, "Body[widgets][6][properties][metrics][0][3]", false},
+		{"dashboard region", `"region": "${AWS::Region}"`, `"region": "eu-west-1"`, "Body[widgets][0][properties][region]", false},
+		{"dashboard layout", `"width": 8, "height": 6, "x": 8, "y": 0`, `"width": 8, "height": 6, "x": 16, "y": 0`, "Body[widgets][1][x]", false},
+		{"dashboard widget property", `"title": "Functions: invocations"`, `"title": "Functions: invocations", "stacked": true`, "Body[widgets][8][properties][stacked]", false},
+		{"dashboard metric missing", "{\"label\": \"replayed\", \"stat\": \"Sum\"}],\n              [\"Parley\", \"Pushed\", \"Service\", \"parley\", {\"label\": \"pushed\", \"stat\": \"Sum\"}]]",
+			"{\"label\": \"replayed\", \"stat\": \"Sum\"}]]", "Body[widgets][0][properties][metrics][2]: missing", false},
+		{"dashboard body not JSON", `"yAxis": {"left": {"label": "ms", "min": 0, "showUnits": false}}}},`, `"yAxis": {"left": {"label": "ms", "min": 0, "showUnits": false}}},`, "unreadable body", false},
 		{"llm setting with another bot", "PARLEY_LLM_MODEL: !If [IsLlmBot,", "PARLEY_LLM_MODEL: !If [HasAlarmEmail,", "PARLEY_LLM_MODEL", true},
 		{"llm optional setting", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmHistory,", "PARLEY_LLM_HISTORY: !If [HasLlmHistory, !Ref LlmMaxTokens,", "PARLEY_LLM_HISTORY", true},
 		{"llm key ARN", ":secret:${LlmApiKeySecretName}\n", ":secret:${LlmApiKeySecretName}-??????\n", "PARLEY_LLM_API_KEY_SECRET_ARN", true},
@@ -336,6 +403,20 @@ func TestParityCatchesDrift(t *testing.T) {
 		{"llm key statement condition", "                - IsLlmBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue",
 			"                - IsHttpBot\n                - Effect: Allow\n                  Action: secretsmanager:GetSecretValue", "secretsmanager:GetSecretValue", true},
 		{"llm key action", "Action: secretsmanager:GetSecretValue\n                  Resource: !Sub", "Action: secretsmanager:*\n                  Resource: !Sub", "secretsmanager:*", true},
+	}
+	// The last widget, cut out whole.
+	if start := strings.Index(original, `,
+          {"type": "metric", "width": 8, "height": 6, "x": 16, "y": 12`); start >= 0 {
+		if end := strings.Index(original[start:], "\n        ]}"); end >= 0 {
+			tests = append(tests, struct {
+				name, old, new string
+				want           string
+				llm            bool
+			}{"dashboard widget missing", original[start : start+end], "", "Body[widgets][8]: missing", false})
+		}
+	}
+	if tt := tests[len(tests)-1]; tt.name != "dashboard widget missing" {
+		t.Error("template.yaml: no last widget found to cut out")
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,6 +434,42 @@ func TestParityCatchesDrift(t *testing.T) {
 			}
 			diffs := compareSystems(want, sam)
 			if !strings.Contains(strings.Join(diffs, "\n"), tt.want) {
+				t.Errorf("changing %q to %q: want a difference in %s, got %q", tt.old, tt.new, tt.want, diffs)
+			}
+		})
+	}
+}
+
+// TestParityCatchesDriftWithSettings: drift that only shows when the settings are not
+// their defaults — a parameter not wired, a condition that ignores it — compared with
+// the stack synthesized with everySetting (tracing on, a hold limit of 6h, ...).
+func TestParityCatchesDriftWithSettings(t *testing.T) {
+	s := synth(t, everySetting, false)
+	cdk, params := cdkSystem(t, s), samParams(s.cfg)
+	original := string(readSAMTemplate(t))
+	if sam, err := samSystem([]byte(original), params); err != nil || len(compareSystems(cdk, sam)) > 0 {
+		t.Fatalf("template.yaml differs before any change: %v %v", err, compareSystems(cdk, sam))
+	}
+	for _, tt := range []struct{ name, old, new, want string }{
+		{"hold limit fixed", "PARLEY_HOLD_LIMIT: !Ref HoldLimit", "PARLEY_HOLD_LIMIT: 1h", "PARLEY_HOLD_LIMIT"},
+		{"disable after failures fixed", "PARLEY_DISABLE_AFTER_FAILURES: !Ref DisableAfterFailures", "PARLEY_DISABLE_AFTER_FAILURES: 20", "PARLEY_DISABLE_AFTER_FAILURES"},
+		{"disable after fixed", `PARLEY_DISABLE_AFTER: !Sub "${DisableAfterHours}h"`, "PARLEY_DISABLE_AFTER: 24h", "PARLEY_DISABLE_AFTER]"},
+		{"rate limit fixed", "PARLEY_ENDPOINT_RATE_LIMIT: !Ref EndpointRateLimit", "PARLEY_ENDPOINT_RATE_LIMIT: 0", "PARLEY_ENDPOINT_RATE_LIMIT"},
+		{"tracing condition", "TracingActive: !Equals [!Ref Tracing, active]", "TracingActive: !Equals [!Ref Tracing, passthrough]", "Tracing"},
+		{"tracing never", "Tracing: !If [TracingActive, Active, PassThrough]", "Tracing: PassThrough", "InboundFunction].Tracing"},
+		{"x-ray permission missing", xrayStatement, "", "InboundFunction].Permissions[*]"},
+		{"failed attempts threshold fixed", "Threshold: !Ref FailedAttemptsAlarmThreshold", "Threshold: 100", "FailedAttemptsHigh].Threshold"},
+		{"dashboard annotation fixed", `"value": ${OldestMessageAgeAlarmSeconds}`, `"value": 3600`, "Body[widgets][5][properties][annotations][horizontal][0][value]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(original, tt.old) {
+				t.Fatalf("template.yaml has no %q to change", tt.old)
+			}
+			sam, err := samSystem([]byte(strings.Replace(original, tt.old, tt.new, 1)), params)
+			if err != nil {
+				t.Fatalf("read mutated template.yaml: %v", err)
+			}
+			if diffs := compareSystems(cdk, sam); !strings.Contains(strings.Join(diffs, "\n"), tt.want) {
 				t.Errorf("changing %q to %q: want a difference in %s, got %q", tt.old, tt.new, tt.want, diffs)
 			}
 		})
@@ -399,8 +516,15 @@ func TestSAMTemplate(t *testing.T) {
 		{"RecordTtlHours", []string{"360", "8760"}, []string{"359", "168", "8761", "15d"}},
 		{"HistoryTtlHours", []string{"360", "720", "8760"}, []string{"359", "8761", "720h"}},
 		{"MaxConcurrency", []string{"2", "10", "1000"}, []string{"1", "1001", "ten"}},
-		{"MaxAttempts", []string{"1", "11", "28", "100"}, []string{"0", "-1", "101", "eleven", ""}},
+		{"MaxAttempts", []string{"1", "11", "28"}, []string{"0", "-1", "29", "100", "eleven", ""}},
 		{"OldestMessageAgeAlarmSeconds", []string{"60", "3600"}, []string{"59", "an hour"}},
+		{"RetryMaxDelay", []string{"5s", "1h", "12h"}, []string{"13h", "4h", "12h0m", "720m", ""}},
+		{"HoldLimit", []string{"0", "1h", "12h"}, []string{"13h", "24h", "1d", "-1h", ""}},
+		{"DisableAfterFailures", []string{"0", "20", "100000"}, []string{"-1", "100001", "twenty"}},
+		{"DisableAfterHours", []string{"0", "24", "336"}, []string{"-1", "337", "24h"}},
+		{"EndpointRateLimit", []string{"0", "0.5", "10000"}, []string{"-1", "10001", "fast"}},
+		{"Tracing", []string{"passthrough", "active"}, []string{"Active", "on", ""}},
+		{"FailedAttemptsAlarmThreshold", []string{"1", "100", "1000000"}, []string{"0", "1000001", "many"}},
 	} {
 		for _, v := range c.good {
 			if err := doc.checkParameter(c.param, v); err != nil {
@@ -430,6 +554,15 @@ func TestSAMTemplate(t *testing.T) {
 		if got, want := fmt.Sprint(p.Default), fmt.Sprint(value); got != want {
 			t.Errorf("parameter %s default: got %v, want %v", name, p.Default, value)
 		}
+		// And passes the parameter's own constraints.
+		if p.Default != nil {
+			if err := doc.checkParameter(name, fmt.Sprint(p.Default)); err != nil {
+				t.Errorf("default: %v", err)
+			}
+		}
+	}
+	if got := doc.Parameters["Tracing"].AllowedValues; !slices.Equal(got, tracingModes) {
+		t.Errorf("Tracing AllowedValues: got %v, want %v", got, tracingModes)
 	}
 	if p, ok := doc.Parameters["ResponseEndpointUrl"]; !ok || p.Default != nil {
 		t.Errorf("ResponseEndpointUrl must be a parameter without a default: got %+v", p)
@@ -443,20 +576,24 @@ func TestSAMTemplate(t *testing.T) {
 		{"RecordTtlHours", minRecordTTL.Hours(), maxTTL.Hours()},
 		{"HistoryTtlHours", minHistoryTTL.Hours(), maxTTL.Hours()},
 		{"MaxConcurrency", minMaxConcurrency, maxMaxConcurrency},
+		{"DisableAfterFailures", 0, maxDisableAfterFailures},
+		{"DisableAfterHours", 0, queueRetention.Hours()},
+		{"EndpointRateLimit", 0, maxEndpointRateLimit},
+		{"FailedAttemptsAlarmThreshold", 1, maxFailedAttemptsAlarm},
 	} {
 		if p := doc.Parameters[c.param]; p.Type != "Number" || p.MinValue == nil || *p.MinValue != c.min || p.MaxValue == nil || *p.MaxValue != c.max {
 			t.Errorf("%s: got type %q, range [%v, %v]; want Number, [%v, %v]", c.param, p.Type, p.MinValue, p.MaxValue, c.min, c.max)
 		}
 	}
 
-	// MaxAttempts takes the attempts the CDK app accepts (its retention check aside, which
-	// CloudFormation cannot do), and the redrive budget does not follow it: at both ends
-	// of the range the delivery queue dead-letters after the CDK app's maxReceiveCount.
-	if p := doc.Parameters["MaxAttempts"]; p.Type != "Number" || p.MinValue == nil || *p.MinValue != 1 ||
-		p.MaxValue == nil || *p.MaxValue != maxMaxAttempts {
-		t.Errorf("MaxAttempts: got type %q, range [%v, %v]; want Number, [1, %d]", p.Type, p.MinValue, p.MaxValue, maxMaxAttempts)
+	// MaxAttempts is a Number from 1 (its upper bound: TestSAMRetryBudget), and the
+	// redrive budget does not follow it: at both ends of the range the delivery queue
+	// dead-letters after the CDK app's maxReceiveCount.
+	p := doc.Parameters["MaxAttempts"]
+	if p.Type != "Number" || p.MinValue == nil || *p.MinValue != 1 || p.MaxValue == nil {
+		t.Fatalf("MaxAttempts: got type %q, range [%v, %v]; want Number, [1, ...]", p.Type, p.MinValue, p.MaxValue)
 	}
-	for _, n := range []string{"1", strconv.Itoa(maxMaxAttempts)} {
+	for _, n := range []string{"1", strconv.Itoa(int(*p.MaxValue))} {
 		sam, err := samSystem(data, map[string]any{"ResponseEndpointUrl": testEndpoint, "MaxAttempts": n})
 		if err != nil {
 			t.Fatal(err)
@@ -488,8 +625,57 @@ func TestSAMTemplate(t *testing.T) {
 			t.Errorf("%s actions with AlarmEmail set: got %v / %v, want [ref:AlarmTopic]", name, r.Properties.AlarmActions, r.Properties.OKActions)
 		}
 	}
-	if alarms != 6 {
-		t.Errorf("alarms: got %d, want 6", alarms)
+	if alarms != 9 {
+		t.Errorf("alarms: got %d, want 9", alarms)
+	}
+}
+
+// TestSAMRetryBudget: the delivery function refuses a retry budget whose worst case,
+// (maxAttempts - 1) x the maximum delay + the hold limit, exceeds the queue's 14-day
+// retention (checkRetryBudget, which policy_test.go compares with the function's own
+// check). CloudFormation cannot add, so template.yaml bounds each of the three instead:
+// RetryMaxDelay and HoldLimit are choices, MaxAttempts has a MaxValue, and no
+// combination of allowed values breaks the rule. The bound is also tight: one more
+// attempt at the largest choices would.
+func TestSAMRetryBudget(t *testing.T) {
+	doc := readSAMDoc(t, readSAMTemplate(t))
+	maxAttempts := doc.Parameters["MaxAttempts"].MaxValue
+	delays, holds := doc.Parameters["RetryMaxDelay"].AllowedValues, doc.Parameters["HoldLimit"].AllowedValues
+	if maxAttempts == nil || len(delays) == 0 || len(holds) == 0 {
+		t.Fatalf("want MaxAttempts with a MaxValue, RetryMaxDelay and HoldLimit with AllowedValues: got %v, %v, %v", maxAttempts, delays, holds)
+	}
+	parse := func(param, v string, limit time.Duration) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > limit {
+			t.Fatalf("%s allows %q: want a Go duration in [0, %s]", param, v, limit)
+		}
+		return d
+	}
+	var longestDelay, longestHold time.Duration
+	for _, d := range delays {
+		longestDelay = max(longestDelay, parse("RetryMaxDelay", d, maxVisibilityDelay))
+	}
+	for _, h := range holds {
+		longestHold = max(longestHold, parse("HoldLimit", h, maxHoldLimit))
+	}
+	n := int(*maxAttempts)
+	if n > maxMaxAttempts {
+		t.Errorf("MaxAttempts allows %d, the delivery function at most %d", n, maxMaxAttempts)
+	}
+	for _, d := range delays {
+		for _, h := range holds {
+			for attempts := 1; attempts <= n; attempts++ {
+				// Through LoadConfig: what `cdk synth` accepts with the same values.
+				_, err := loadConfig(t, map[string]any{keyResponseEndpointURL: testEndpoint, keyRetryMinDelay: "1s",
+					keyRetryMaxDelay: d, keyHoldLimit: h, keyMaxAttempts: strconv.Itoa(attempts)})
+				if err != nil {
+					t.Fatalf("MaxAttempts=%d RetryMaxDelay=%s HoldLimit=%s passes template.yaml's constraints and breaks the retry budget: %v", attempts, d, h, err)
+				}
+			}
+		}
+	}
+	if checkRetryBudget(n+1, longestDelay, longestHold) == nil {
+		t.Errorf("MaxAttempts at most %d is not tight: %d attempts with RetryMaxDelay %s and HoldLimit %s fit too", n, n+1, longestDelay, longestHold)
 	}
 }
 

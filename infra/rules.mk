@@ -6,8 +6,10 @@
 #   make destroy                                    delete it (the table and logs are kept)
 #   make test-infra                                 the infra/ tests, CLI included
 #
-# Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, DELIVERY_TIMEOUT,
-# MAX_CONCURRENCY, RECORD_TTL, HISTORY_TTL, ALARM_EMAIL, REMOVAL_POLICY (retain|destroy),
+# Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, HOLD_LIMIT,
+# DISABLE_AFTER_FAILURES, DISABLE_AFTER, ENDPOINT_RATE_LIMIT, DELIVERY_TIMEOUT,
+# MAX_CONCURRENCY, RECORD_TTL, HISTORY_TTL, TRACING (active|passthrough), ALARM_EMAIL,
+# OLDEST_MESSAGE_AGE_ALARM, FAILED_ATTEMPTS_ALARM, REMOVAL_POLICY (retain|destroy),
 # CDK_FLAGS (extra CLI flags); the default channel's bot, which runs in the delivery
 # function (other channels are created with `parley channel create`, infra/README.md): BOT
 # (echo|rules|llm|http), BOT_TIMEOUT (the delivery function's timeout and the queue's
@@ -49,11 +51,18 @@ CDK_CONTEXT = $(strip -c stage=$(STAGE) \
 	$(call cdk_context,maxAttempts,$(MAX_ATTEMPTS)) \
 	$(call cdk_context,retryMinDelay,$(RETRY_MIN_DELAY)) \
 	$(call cdk_context,retryMaxDelay,$(RETRY_MAX_DELAY)) \
+	$(call cdk_context,holdLimit,$(HOLD_LIMIT)) \
+	$(call cdk_context,disableAfterFailures,$(DISABLE_AFTER_FAILURES)) \
+	$(call cdk_context,disableAfter,$(DISABLE_AFTER)) \
+	$(call cdk_context,endpointRateLimit,$(ENDPOINT_RATE_LIMIT)) \
+	$(call cdk_context,tracing,$(TRACING)) \
 	$(call cdk_context,deliveryTimeout,$(DELIVERY_TIMEOUT)) \
 	$(call cdk_context,maxConcurrency,$(MAX_CONCURRENCY)) \
 	$(call cdk_context,recordTtl,$(RECORD_TTL)) \
 	$(call cdk_context,historyTtl,$(HISTORY_TTL)) \
 	$(call cdk_context,alarmEmail,$(ALARM_EMAIL)) \
+	$(call cdk_context,oldestMessageAgeAlarm,$(OLDEST_MESSAGE_AGE_ALARM)) \
+	$(call cdk_context,failedAttemptsAlarm,$(FAILED_ATTEMPTS_ALARM)) \
 	$(call cdk_context,removalPolicy,$(REMOVAL_POLICY)))
 
 CDK = cd $(INFRA_DIR) && $(CDK_ENV) npx --no-install cdk

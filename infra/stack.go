@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -69,9 +70,9 @@ var (
 
 // NewParleyStack defines the whole deployment: the webhook API and inbound function,
 // the table, the FIFO delivery queue and its dead-letter queue, the delivery function
-// (which runs the bots), the signing secret, and the alarms. The configuration is the
-// default channel's (the functions' environment); every other channel is data in the
-// table, created with the CLI, and needs nothing here.
+// (which runs the bots), the signing secret, the alarms and the dashboard. The
+// configuration is the default channel's (the functions' environment); every other
+// channel is data in the table, created with the CLI, and needs nothing here.
 func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(cfg.StackName()), &awscdk.StackProps{
 		Description: jsii.String("Parley Messaging API (" + cfg.Stage + ")"),
@@ -130,7 +131,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 	})
 
 	// The inbound function accepts and hands off: no bot setting reaches it.
-	inbound := newFunction(stack, "Inbound", removal, &awslambda.FunctionProps{
+	inbound := newFunction(stack, cfg, "Inbound", removal, &awslambda.FunctionProps{
 		Description: jsii.String("Parley inbound: the webhook API; queues user and bot messages, serves history and erasure"),
 		Code:        functionCode(repoRoot, "./functions/inbound"),
 		MemorySize:  jsii.Number(inboundMemoryMB),
@@ -157,6 +158,12 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		"PARLEY_BOT":                   jsii.String(cfg.Bot),
 		"PARLEY_BOT_TIMEOUT":           jsii.String(cfg.BotTimeout),
 		"PARLEY_HISTORY_TTL":           jsii.String(cfg.HistoryTTL),
+		// Ordering and endpoint health (every channel's), and the default channel's
+		// rate limit.
+		"PARLEY_HOLD_LIMIT":             jsii.String(cfg.HoldLimit),
+		"PARLEY_DISABLE_AFTER_FAILURES": jsii.String(strconv.Itoa(cfg.DisableAfterFailures)),
+		"PARLEY_DISABLE_AFTER":          jsii.String(cfg.DisableAfter),
+		"PARLEY_ENDPOINT_RATE_LIMIT":    jsii.String(cfg.EndpointRateLimit),
 	}
 	setIf := func(name, value string) {
 		if value != "" {
@@ -187,7 +194,7 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		setIf("PARLEY_LLM_HISTORY", cfg.LLM.History)
 	}
 
-	delivery := newFunction(stack, "Delivery", removal, &awslambda.FunctionProps{
+	delivery := newFunction(stack, cfg, "Delivery", removal, &awslambda.FunctionProps{
 		Description: jsii.String("Parley delivery: runs each channel's bot for each turn and POSTs its messages to the channel's Response Endpoint"),
 		Code:        functionCode(repoRoot, "./functions/delivery", deliveryFiles...),
 		MemorySize:  jsii.Number(deliveryMemoryMB),
@@ -227,7 +234,9 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 		CreateDefaultStage: jsii.Bool(true),
 	})
 
-	addAlarms(stack, cfg, queue, deadLetters, map[string]awslambda.Function{"Inbound": inbound, "Delivery": delivery})
+	functions := map[string]awslambda.Function{"Inbound": inbound, "Delivery": delivery}
+	addAlarms(stack, cfg, queue, deadLetters, functions)
+	addDashboard(stack, cfg, queue, deadLetters, functions)
 
 	output(stack, "WebhookUrl", api.Url(), "POST user messages here")
 	output(stack, "QueueUrl", queue.QueueUrl(), "delivery queue (FIFO)")
@@ -238,8 +247,8 @@ func NewParleyStack(scope constructs.Construct, cfg Config, repoRoot string) aws
 }
 
 // newFunction adds the settings both functions share: Go on provided.al2023 for arm64,
-// and a JSON-logging log group with a retention.
-func newFunction(stack awscdk.Stack, name string, removal awscdk.RemovalPolicy, props *awslambda.FunctionProps) awslambda.Function {
+// a JSON-logging log group with a retention, and X-Ray tracing when configured.
+func newFunction(stack awscdk.Stack, cfg Config, name string, removal awscdk.RemovalPolicy, props *awslambda.FunctionProps) awslambda.Function {
 	logs := awslogs.NewLogGroup(stack, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
 		Retention:     awslogs.RetentionDays_ONE_MONTH,
 		RemovalPolicy: removal,
@@ -249,6 +258,12 @@ func newFunction(stack awscdk.Stack, name string, removal awscdk.RemovalPolicy, 
 	props.Handler = jsii.String("bootstrap")
 	props.LogGroup = logs
 	props.LoggingFormat = awslambda.LoggingFormat_JSON
+	if cfg.Tracing == "active" {
+		// Also grants xray:PutTraceSegments and xray:PutTelemetryRecords on "*" (X-Ray
+		// has no resource-level permissions). passthrough leaves TracingConfig out:
+		// Lambda's default, PassThrough, and no X-Ray permission.
+		props.Tracing = awslambda.Tracing_ACTIVE
+	}
 	return awslambda.NewFunction(stack, jsii.String(name+"Function"), props)
 }
 
@@ -268,8 +283,38 @@ func output(stack awscdk.Stack, id string, value *string, description string) {
 	})
 }
 
-// addAlarms watches what needs a person: undeliverable messages, a delivery backlog,
-// and function errors and throttles. With alarmEmail set they notify through SNS.
+// Parley's own metrics: the functions' log lines carry them in the Embedded Metric
+// Format (shared/metrics), so CloudWatch Logs makes them without an API call. One
+// dimension, Service=parley: their number and cost do not grow with channels.
+const (
+	metricsNamespace = "Parley"
+	metricsDimension = "Service"
+	metricsService   = "parley"
+)
+
+// Metric names, as the functions write them: the inbound function's outcomes, and the
+// delivery function's turns (bot runs), deliveries and failures. Latencies are in ms.
+var parleyMetrics = []string{"Accepted", "Replayed", "Pushed", "Turns", "BotLatency", "Delivered",
+	"DeliveryLatency", "FailedAttempts", "DeadLettered", "EndpointDisabled"}
+
+// parleyMetric is one of parleyMetrics with a statistic over a period.
+func parleyMetric(name, statistic, label string, period awscdk.Duration) awscloudwatch.Metric {
+	props := &awscloudwatch.MetricProps{
+		Namespace:     jsii.String(metricsNamespace),
+		MetricName:    jsii.String(name),
+		DimensionsMap: &map[string]*string{metricsDimension: jsii.String(metricsService)},
+		Statistic:     jsii.String(statistic),
+		Period:        period,
+	}
+	if label != "" {
+		props.Label = jsii.String(label)
+	}
+	return awscloudwatch.NewMetric(props)
+}
+
+// addAlarms watches what needs a person: undeliverable messages, a disabled endpoint,
+// failing deliveries, a delivery backlog, and function errors and throttles. With
+// alarmEmail set they notify through SNS.
 func addAlarms(stack awscdk.Stack, cfg Config, queue, deadLetters awssqs.Queue, functions map[string]awslambda.Function) {
 	var actions []awscloudwatch.IAlarmAction
 	if cfg.AlarmEmail != "" {
@@ -297,19 +342,121 @@ func addAlarms(stack awscdk.Stack, cfg Config, queue, deadLetters awssqs.Queue, 
 	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
 
 	alarm("DeadLetterQueueNotEmpty",
-		"Messages could not be delivered and are in the dead-letter queue (parley dead-letters)",
+		"Messages could not be delivered and are in the dead-letter queue (parley dlq list)",
 		deadLetters.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 			Period: minute, Statistic: jsii.String("Maximum"),
 		}), 0)
 	alarm("DeliveryQueueOldestMessage",
-		"A turn has waited in the delivery queue for more than "+cfg.OldestMessageAge.String()+": is the bot or the Response Endpoint down?",
+		"A turn has waited in the delivery queue for more than "+cfg.OldestMessageAge.String()+": is the bot or the Response Endpoint down, or disabled (parley endpoint status)?",
 		queue.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
 			Period: fiveMinutes, Statistic: jsii.String("Maximum"),
 		}), cfg.OldestMessageAge.Seconds())
+	// From the functions' own metrics. An event fires its alarm for the period it
+	// happened in; the state it reports (a disabled endpoint, a dead letter) lasts
+	// until someone acts: parley endpoint status, parley dlq list.
+	alarm("EndpointDisabled",
+		"A Response Endpoint was disabled (410 Gone, or disableAfterFailures failed attempts over disableAfter): its messages wait, nothing is lost; parley endpoint status says why, parley endpoint enable resumes in order",
+		parleyMetric("EndpointDisabled", "Sum", "", fiveMinutes), 0)
+	alarm("DeadLettered",
+		"Messages went to the dead-letter queue in the last 5 minutes: attempts used up, or a failing message stepped aside after holdLimit (parley dlq list, parley delivery show)",
+		parleyMetric("DeadLettered", "Sum", "", fiveMinutes), 0)
+	alarm("FailedAttemptsHigh",
+		"More than "+strconv.Itoa(cfg.FailedAttemptsAlarm)+" delivery attempts failed in 5 minutes: is a Response Endpoint failing? (parley endpoint status)",
+		parleyMetric("FailedAttempts", "Sum", "", fiveMinutes), float64(cfg.FailedAttemptsAlarm))
 	for _, name := range []string{"Inbound", "Delivery"} {
 		fn := functions[name]
 		sum := &awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("Sum")}
 		alarm(name+"Errors", "The "+name+" function failed", fn.MetricErrors(sum), 0)
 		alarm(name+"Throttles", "The "+name+" function was throttled", fn.MetricThrottles(sum), 0)
 	}
+}
+
+// Dashboard layout: three rows of three graphs, each a third of CloudWatch's 24 columns.
+const (
+	widgetWidth  = 8
+	widgetHeight = 6
+)
+
+// addDashboard puts what an operator looks at first on one CloudWatch dashboard,
+// Parley-<stage>-<region> (dashboard names are per account, not per region): traffic,
+// bot turns, deliveries and their failures, the queues, the functions. template.yaml
+// has the same body; parity_test.go compares the two.
+func addDashboard(stack awscdk.Stack, cfg Config, queue, deadLetters awssqs.Queue, functions map[string]awslambda.Function) {
+	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
+	count := func(name, label string) awscloudwatch.IMetric {
+		return parleyMetric(name, "Sum", label, fiveMinutes)
+	}
+	latency := func(name, label string) []awscloudwatch.IMetric {
+		return []awscloudwatch.IMetric{
+			parleyMetric(name, "p50", label+" p50", fiveMinutes),
+			parleyMetric(name, "p99", label+" p99", fiveMinutes),
+		}
+	}
+	graph := func(title string, left, right []awscloudwatch.IMetric, leftLabel, rightLabel string, annotations ...*awscloudwatch.HorizontalAnnotation) awscloudwatch.IWidget {
+		props := &awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(title), Width: jsii.Number(widgetWidth), Height: jsii.Number(widgetHeight),
+			Left:      &left,
+			LeftYAxis: &awscloudwatch.YAxisProps{Min: jsii.Number(0), Label: jsii.String(leftLabel), ShowUnits: jsii.Bool(false)},
+		}
+		if len(right) > 0 {
+			props.Right = &right
+			props.RightYAxis = &awscloudwatch.YAxisProps{Min: jsii.Number(0), Label: jsii.String(rightLabel), ShowUnits: jsii.Bool(false)}
+		}
+		if len(annotations) > 0 {
+			props.LeftAnnotations = &annotations
+		}
+		return awscloudwatch.NewGraphWidget(props)
+	}
+	fnMetrics := func(metric func(awslambda.Function, *awscloudwatch.MetricOptions) awscloudwatch.Metric, statistic, suffix string) []awscloudwatch.IMetric {
+		var out []awscloudwatch.IMetric
+		for _, name := range []string{"Inbound", "Delivery"} {
+			out = append(out, metric(functions[name], &awscloudwatch.MetricOptions{
+				Period: fiveMinutes, Statistic: jsii.String(statistic), Label: jsii.String(strings.ToLower(name) + " " + suffix),
+			}))
+		}
+		return out
+	}
+	maxOf := func(label string) *awscloudwatch.MetricOptions {
+		return &awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("Maximum"), Label: jsii.String(label)}
+	}
+
+	awscloudwatch.NewDashboard(stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String(cfg.StackName() + "-" + *awscdk.Aws_REGION()),
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{
+				graph("Inbound: accepted, replayed, pushed", []awscloudwatch.IMetric{
+					count("Accepted", "accepted"), count("Replayed", "replayed"), count("Pushed", "pushed"),
+				}, nil, "messages / 5 min", ""),
+				graph("Bot: turns and latency", []awscloudwatch.IMetric{count("Turns", "turns")},
+					latency("BotLatency", "bot latency"), "turns / 5 min", "ms"),
+				graph("Delivery: delivered and latency", []awscloudwatch.IMetric{count("Delivered", "delivered")},
+					latency("DeliveryLatency", "delivery latency"), "messages / 5 min", "ms"),
+			},
+			{
+				graph("Delivery failures", []awscloudwatch.IMetric{
+					count("FailedAttempts", "failed attempts"), count("DeadLettered", "dead-lettered"), count("EndpointDisabled", "endpoints disabled"),
+				}, nil, "per 5 min", ""),
+				graph("Queues: messages waiting", []awscloudwatch.IMetric{
+					queue.MetricApproximateNumberOfMessagesVisible(maxOf("delivery queue")),
+					deadLetters.MetricApproximateNumberOfMessagesVisible(maxOf("dead-letter queue")),
+				}, nil, "messages", ""),
+				graph("Delivery queue: oldest message", []awscloudwatch.IMetric{
+					queue.MetricApproximateAgeOfOldestMessage(maxOf("oldest message age")),
+				}, nil, "seconds", "", &awscloudwatch.HorizontalAnnotation{
+					Value: jsii.Number(cfg.OldestMessageAge.Seconds()), Label: jsii.String("alarm"),
+				}),
+			},
+			{
+				graph("Functions: errors and throttles", append(
+					fnMetrics(awslambda.Function.MetricErrors, "Sum", "errors"),
+					fnMetrics(awslambda.Function.MetricThrottles, "Sum", "throttles")...,
+				), nil, "per 5 min", ""),
+				graph("Functions: duration", append(
+					fnMetrics(awslambda.Function.MetricDuration, "p50", "p50"),
+					fnMetrics(awslambda.Function.MetricDuration, "p99", "p99")...,
+				), nil, "ms", ""),
+				graph("Functions: invocations", fnMetrics(awslambda.Function.MetricInvocations, "Sum", "invocations"), nil, "per 5 min", ""),
+			},
+		},
+	})
 }

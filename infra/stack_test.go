@@ -47,7 +47,8 @@ func TestResourceList(t *testing.T) {
 		"AWS::ApiGatewayV2::Integration":  1,
 		"AWS::ApiGatewayV2::Route":        1,
 		"AWS::ApiGatewayV2::Stage":        1,
-		"AWS::CloudWatch::Alarm":          6,
+		"AWS::CloudWatch::Alarm":          9,
+		"AWS::CloudWatch::Dashboard":      1,
 		"AWS::DynamoDB::Table":            1,
 		"AWS::IAM::Policy":                2,
 		"AWS::IAM::Role":                  2,
@@ -87,18 +88,22 @@ func TestFunctions(t *testing.T) {
 		}, "InboundLogs"},
 		// 30 s of bot, two POSTs of at most 30 s, 20 s to settle.
 		{"DeliveryFunction", 256, 110, map[string]any{
-			"PARLEY_TABLE_NAME":            ref(s.id(t, "Table")),
-			"PARLEY_RESPONSE_ENDPOINT_URL": testEndpoint,
-			"PARLEY_SIGNING_SECRET_ARN":    ref(s.id(t, "SigningSecret")),
-			"PARLEY_QUEUE_URL":             ref(queue),
-			"PARLEY_DEAD_LETTER_QUEUE_URL": ref(dlq),
-			"PARLEY_RETRY_MIN_DELAY":       "5s",
-			"PARLEY_RETRY_MAX_DELAY":       "12h",
-			"PARLEY_MAX_ATTEMPTS":          "11",
-			"PARLEY_DELIVERY_TIMEOUT":      "10s",
-			"PARLEY_BOT":                   "echo",
-			"PARLEY_BOT_TIMEOUT":           "30s",
-			"PARLEY_HISTORY_TTL":           "720h",
+			"PARLEY_TABLE_NAME":             ref(s.id(t, "Table")),
+			"PARLEY_RESPONSE_ENDPOINT_URL":  testEndpoint,
+			"PARLEY_SIGNING_SECRET_ARN":     ref(s.id(t, "SigningSecret")),
+			"PARLEY_QUEUE_URL":              ref(queue),
+			"PARLEY_DEAD_LETTER_QUEUE_URL":  ref(dlq),
+			"PARLEY_RETRY_MIN_DELAY":        "5s",
+			"PARLEY_RETRY_MAX_DELAY":        "12h",
+			"PARLEY_MAX_ATTEMPTS":           "11",
+			"PARLEY_DELIVERY_TIMEOUT":       "10s",
+			"PARLEY_BOT":                    "echo",
+			"PARLEY_BOT_TIMEOUT":            "30s",
+			"PARLEY_HISTORY_TTL":            "720h",
+			"PARLEY_HOLD_LIMIT":             "1h",
+			"PARLEY_DISABLE_AFTER_FAILURES": "20",
+			"PARLEY_DISABLE_AFTER":          "24h",
+			"PARLEY_ENDPOINT_RATE_LIMIT":    "0",
 		}, "DeliveryLogs"},
 	}
 	for _, tt := range tests {
@@ -120,6 +125,8 @@ func TestFunctions(t *testing.T) {
 						"Environment":   map[string]any{"Variables": assertions.Match_ObjectEquals(&tt.env)},
 						"LoggingConfig": map[string]any{"LogFormat": "JSON", "LogGroup": ref(s.id(t, tt.logs))},
 						"Role":          getAtt(s.id(t, tt.name+"/ServiceRole"), "Arn"),
+						// Tracing off by default: Lambda's PassThrough.
+						"TracingConfig": assertions.Match_Absent(),
 					},
 				})
 			})
@@ -448,7 +455,14 @@ func TestAlarms(t *testing.T) {
 		return alarm{Namespace: "AWS/Lambda", Metric: metric, Statistic: "Sum", Dimension: "FunctionName=ref:" + fn,
 			Comparison: "GreaterThanThreshold", TreatMissingData: "notBreaching", Period: 300, EvaluationPeriods: 1, Threshold: 0}
 	}
+	parleyAlarm := func(metric string, threshold float64) alarm {
+		return alarm{Namespace: "Parley", Metric: metric, Statistic: "Sum", Dimension: "Service=parley",
+			Comparison: "GreaterThanThreshold", TreatMissingData: "notBreaching", Period: 300, EvaluationPeriods: 1, Threshold: threshold}
+	}
 	want := map[string]alarm{
+		"EndpointDisabled":           parleyAlarm("EndpointDisabled", 0),
+		"DeadLettered":               parleyAlarm("DeadLettered", 0),
+		"FailedAttemptsHigh":         parleyAlarm("FailedAttempts", 100),
 		"DeadLetterQueueNotEmpty":    sqsAlarm("DeadLetterQueue", "ApproximateNumberOfMessagesVisible", 60, 0),
 		"DeliveryQueueOldestMessage": sqsAlarm("DeliveryQueue", "ApproximateAgeOfOldestMessage", 300, 3600),
 		"InboundErrors":              fnAlarm("InboundFunction", "Errors"),
@@ -481,7 +495,7 @@ func TestAlarmEmail(t *testing.T) {
 			"AlarmActions": []any{ref(topic)}, "OKActions": []any{ref(topic)},
 		})
 	})
-	check(t, "six alarms", func() { s.template.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(6)) })
+	check(t, "nine alarms", func() { s.template.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(9)) })
 	check(t, "topic output", func() { s.template.HasOutput(jsii.String("AlarmTopicArn"), map[string]any{"Value": ref(topic)}) })
 }
 
@@ -490,6 +504,7 @@ func TestSettingsFromContext(t *testing.T) {
 		keyStage: "prod", keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
 		keyMaxAttempts: "5", keyDeliveryTimeout: "30s", keyRemovalPolicy: "destroy", keyOldestMessageAge: "30m",
 		keyHistoryTTL: "2160h", keyBotTimeout: "2m", keyMaxConcurrency: float64(250),
+		keyHoldLimit: "0", keyDisableAfterFails: "3", keyDisableAfter: "90m", keyEndpointRateLimit: "0.25", keyFailedAttemptsAlarm: "7",
 	}, false)
 	if got := *s.stack.StackName(); got != "Parley-prod" {
 		t.Errorf("stack name: got %s, want Parley-prod", got)
@@ -499,6 +514,7 @@ func TestSettingsFromContext(t *testing.T) {
 	for k, want := range map[string]string{
 		"PARLEY_RETRY_MIN_DELAY": "1s", "PARLEY_RETRY_MAX_DELAY": "1h", "PARLEY_MAX_ATTEMPTS": "5", "PARLEY_DELIVERY_TIMEOUT": "30s",
 		"PARLEY_BOT": "rules", "PARLEY_HISTORY_TTL": "2160h", "PARLEY_BOT_TIMEOUT": "2m",
+		"PARLEY_HOLD_LIMIT": "0", "PARLEY_DISABLE_AFTER_FAILURES": "3", "PARLEY_DISABLE_AFTER": "90m", "PARLEY_ENDPOINT_RATE_LIMIT": "0.25",
 	} {
 		if env[k] != want {
 			t.Errorf("delivery %s: got %q, want %q", k, env[k], want)
@@ -526,6 +542,14 @@ func TestSettingsFromContext(t *testing.T) {
 	}
 	if got := sys.Alarms["DeliveryQueueOldestMessage"].Threshold; got != 1800 {
 		t.Errorf("oldest message alarm threshold: got %v, want 1800", got)
+	}
+	if got := sys.Alarms["FailedAttemptsHigh"].Threshold; got != 7 {
+		t.Errorf("failed attempts alarm threshold: got %v, want 7", got)
+	}
+	// The dashboard marks the oldest message alarm's threshold.
+	widget, _ := dashboardWidgets(sys.Dashboards["Dashboard"])[5].(map[string]any)
+	if got := fmt.Sprint(widget["properties"].(map[string]any)["annotations"]); got != "map[horizontal:[map[label:alarm value:1800 yAxis:left]]]" {
+		t.Errorf("oldest message widget annotations: got %s, want the alarm at 1800", got)
 	}
 	if got := sys.Tables["Table"].DeletionPolicy; got != "Delete" {
 		t.Errorf("table deletion policy: got %s, want Delete", got)
@@ -565,4 +589,110 @@ func TestBundlingFailure(t *testing.T) {
 	check(t, "synth after a failed build", func() {
 		s.template.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
 	})
+}
+
+// TestTracing: off by default (no TracingConfig: Lambda's PassThrough, and no X-Ray
+// permission; TestFunctions and TestPermissions check it); with tracing=active, both
+// functions are traced and may write traces, on "*" as X-Ray has no resource-level
+// permissions, and nothing else changes.
+func TestTracing(t *testing.T) {
+	s := synth(t, map[string]any{keyTracing: "active"}, false)
+	sys := cdkSystem(t, s)
+	xray := []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+	for name, perms := range map[string]map[string][]string{"InboundFunction": inboundPermissions, "DeliveryFunction": deliveryPermissions} {
+		f := sys.Functions[name]
+		if f.Tracing != "Active" {
+			t.Errorf("%s tracing: got %s, want Active", name, f.Tracing)
+		}
+		for _, d := range diff(name+".Permissions", f.Permissions, with2(perms, map[string][]string{"*": xray})) {
+			t.Error(d)
+		}
+		check(t, name+" tracing config", func() {
+			s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+				"Role": getAtt(s.id(t, name+"/ServiceRole"), "Arn"), "TracingConfig": map[string]any{"Mode": "Active"},
+			})
+		})
+	}
+	// passthrough, given, is the default.
+	for _, d := range diff("tracing=passthrough", cdkSystem(t, synth(t, map[string]any{keyTracing: "passthrough"}, false)), cdkSystem(t, synth(t, nil, false))) {
+		t.Error(d)
+	}
+	for _, f := range cdkSystem(t, defaultSynth(t)).Functions {
+		if f.Tracing != "PassThrough" || f.Permissions["*"] != nil {
+			t.Errorf("default: tracing %s, permissions on *: %v; want PassThrough and none", f.Tracing, f.Permissions["*"])
+		}
+	}
+}
+
+// TestDashboard: one dashboard, Parley-<stage>-<region>, three rows of three graphs:
+// what each shows, from which metrics and resources, with which statistics.
+func TestDashboard(t *testing.T) {
+	s := defaultSynth(t)
+	check(t, "dashboard name", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::CloudWatch::Dashboard"), map[string]any{
+			"DashboardName": map[string]any{"Fn::Join": []any{"", []any{"Parley-dev-", ref("AWS::Region")}}},
+		})
+	})
+	d := cdkSystem(t, s).Dashboards["Dashboard"]
+	if d.Name != "Parley-dev-us-east-1" {
+		t.Errorf("name: got %q", d.Name)
+	}
+	parley := func(name, stat string) string { return "Parley " + name + " Service=parley " + stat }
+	sqs := func(queue, name string) string {
+		return "AWS/SQS " + name + " QueueName=getatt:" + queue + ".QueueName Maximum"
+	}
+	lambda := func(name, stat string) []string {
+		return []string{"AWS/Lambda " + name + " FunctionName=ref:InboundFunction " + stat, "AWS/Lambda " + name + " FunctionName=ref:DeliveryFunction " + stat}
+	}
+	want := []struct {
+		title   string
+		x, y    float64
+		metrics []string
+	}{
+		{"Inbound: accepted, replayed, pushed", 0, 0, []string{parley("Accepted", "Sum"), parley("Replayed", "Sum"), parley("Pushed", "Sum")}},
+		{"Bot: turns and latency", 8, 0, []string{parley("Turns", "Sum"), parley("BotLatency", "p50") + " right", parley("BotLatency", "p99") + " right"}},
+		{"Delivery: delivered and latency", 16, 0, []string{parley("Delivered", "Sum"), parley("DeliveryLatency", "p50") + " right", parley("DeliveryLatency", "p99") + " right"}},
+		{"Delivery failures", 0, 6, []string{parley("FailedAttempts", "Sum"), parley("DeadLettered", "Sum"), parley("EndpointDisabled", "Sum")}},
+		{"Queues: messages waiting", 8, 6, []string{sqs("DeliveryQueue", "ApproximateNumberOfMessagesVisible"), sqs("DeadLetterQueue", "ApproximateNumberOfMessagesVisible")}},
+		{"Delivery queue: oldest message", 16, 6, []string{sqs("DeliveryQueue", "ApproximateAgeOfOldestMessage")}},
+		{"Functions: errors and throttles", 0, 12, append(lambda("Errors", "Sum"), lambda("Throttles", "Sum")...)},
+		{"Functions: duration", 8, 12, append(lambda("Duration", "p50"), lambda("Duration", "p99")...)},
+		{"Functions: invocations", 16, 12, lambda("Invocations", "Sum")},
+	}
+	widgets := dashboardWidgets(d)
+	if len(widgets) != len(want) {
+		t.Fatalf("widgets: got %d, want %d", len(widgets), len(want))
+	}
+	for i, w := range want {
+		got, _ := widgets[i].(map[string]any)
+		props, _ := got["properties"].(map[string]any)
+		if props["title"] != w.title || got["x"] != w.x || got["y"] != w.y || got["width"] != float64(widgetWidth) || got["height"] != float64(widgetHeight) {
+			t.Errorf("widget %d: got %q at (%v, %v) %vx%v, want %q at (%v, %v) %dx%d", i, props["title"], got["x"], got["y"], got["width"], got["height"],
+				w.title, w.x, w.y, widgetWidth, widgetHeight)
+		}
+		if props["region"] != "us-east-1" || props["view"] != "timeSeries" {
+			t.Errorf("widget %q: region %v, view %v; want the stack's region, timeSeries", w.title, props["region"], props["view"])
+		}
+		var metrics []string
+		list, _ := props["metrics"].([]any)
+		for _, m := range list {
+			m, _ := m.([]any)
+			if len(m) != 5 {
+				t.Errorf("widget %q: metric %v, want namespace, name, one dimension, options", w.title, m)
+				continue
+			}
+			opts, _ := m[4].(map[string]any)
+			desc := fmt.Sprintf("%v %v %v=%v %v", m[0], m[1], m[2], m[3], opts["stat"])
+			if opts["yAxis"] != nil {
+				desc += fmt.Sprint(" ", opts["yAxis"])
+			}
+			if opts["label"] == nil || opts["period"] != nil {
+				t.Errorf("widget %q: metric %v has no label, or a period other than the 5 minutes of every graph", w.title, m)
+			}
+			metrics = append(metrics, desc)
+		}
+		if !slices.Equal(metrics, w.metrics) {
+			t.Errorf("widget %q metrics:\n got  %q\n want %q", w.title, metrics, w.metrics)
+		}
+	}
 }

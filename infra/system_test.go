@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -31,7 +32,16 @@ type system struct {
 	Queues    map[string]queue
 	Secrets   map[string]secret
 	Alarms    map[string]alarm
-	Outputs   []string
+	// Dashboards are the CloudWatch dashboards: the name, and the body as parsed JSON
+	// (widgets, metrics, labels, layout), so that the two templates' formatting does
+	// not matter and everything else does.
+	Dashboards map[string]dashboard
+	Outputs    []string
+}
+
+type dashboard struct {
+	Name string
+	Body any
 }
 
 type function struct {
@@ -43,6 +53,9 @@ type function struct {
 	Environment   map[string]string
 	LogFormat     string
 	LogRetention  int // days
+	// Tracing is the X-Ray mode: Active or PassThrough, Lambda's default, which is
+	// what a function without TracingConfig gets.
+	Tracing string
 	// ManagedPolicies are the names of the AWS managed policies on the role.
 	ManagedPolicies []string
 	// Permissions maps each resource to the sorted actions allowed on it.
@@ -227,6 +240,7 @@ type samFunction struct {
 		MemorySize    int
 		Timeout       int
 		Role          string
+		Tracing       string
 		LoggingConfig struct{ LogFormat, LogGroup string }
 		// A variable set to !If [..., !Ref AWS::NoValue] is null when the condition is
 		// false: CloudFormation leaves it out, and so does loadSystem. A Ref to a Number
@@ -240,11 +254,12 @@ type samFunction struct {
 // loadSystem reads a processed template into a system.
 func loadSystem(t rawTemplate) (*system, error) {
 	s := &system{
-		Functions: map[string]*function{},
-		Tables:    map[string]table{},
-		Queues:    map[string]queue{},
-		Secrets:   map[string]secret{},
-		Alarms:    map[string]alarm{},
+		Functions:  map[string]*function{},
+		Tables:     map[string]table{},
+		Queues:     map[string]queue{},
+		Secrets:    map[string]secret{},
+		Alarms:     map[string]alarm{},
+		Dashboards: map[string]dashboard{},
 	}
 	for name := range t.Outputs {
 		s.Outputs = append(s.Outputs, name)
@@ -346,6 +361,10 @@ func loadSystem(t rawTemplate) (*system, error) {
 			var a cloudwatch.Alarm
 			decode(&a)
 			s.Alarms[name] = readAlarm(a)
+		case "AWS::CloudWatch::Dashboard":
+			var d cloudwatch.Dashboard
+			decode(&d)
+			s.Dashboards[name] = readDashboard(d)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("resource %s (%s): %w", id, head.Type, err)
@@ -391,6 +410,7 @@ func loadSystem(t rawTemplate) (*system, error) {
 		if cf.Environment != nil {
 			f.Environment = cf.Environment.Variables
 		}
+		f.Tracing = tracingMode(cf.TracingConfig)
 		if lc := cf.LoggingConfig; lc != nil {
 			f.LogFormat = deref(lc.LogFormat)
 			f.LogRetention = logRetention(deref(lc.LogGroup))
@@ -421,6 +441,7 @@ func loadSystem(t rawTemplate) (*system, error) {
 			Runtime: p.Runtime, Architectures: p.Architectures, Handler: p.Handler,
 			MemorySize: p.MemorySize, Timeout: p.Timeout, Environment: map[string]string{},
 			LogFormat: p.LoggingConfig.LogFormat, LogRetention: logRetention(p.LoggingConfig.LogGroup),
+			Tracing: cmp.Or(p.Tracing, "PassThrough"),
 		}
 		for k, v := range p.Environment.Variables {
 			if v != nil {
@@ -568,6 +589,28 @@ func readAlarm(a cloudwatch.Alarm) alarm {
 	return out
 }
 
+// tracingMode is a function's X-Ray mode; without TracingConfig, Lambda's default.
+func tracingMode(tc *lambda.Function_TracingConfig) string {
+	if tc == nil {
+		return "PassThrough"
+	}
+	return cmp.Or(deref(tc.Mode), "PassThrough")
+}
+
+// readDashboard parses a dashboard's body. A body that is not JSON (an intrinsic
+// function left unresolved, a typo in template.yaml) is kept as its text, with the
+// error, so that it shows up in a comparison.
+func readDashboard(d cloudwatch.Dashboard) dashboard {
+	out := dashboard{Name: deref(d.DashboardName)}
+	var body any
+	if err := json.Unmarshal([]byte(d.DashboardBody), &body); err != nil {
+		out.Body = fmt.Sprintf("unreadable body (%v): %s", err, d.DashboardBody)
+		return out
+	}
+	out.Body = body
+	return out
+}
+
 // addStatements adds a policy document's Allow statements to perms. Anything it does not
 // expect (Deny, NotAction, conditions, wildcards) is recorded under a key that no
 // expected permission set contains, so it shows up in a comparison.
@@ -635,7 +678,38 @@ func diffValues(path string, got, want reflect.Value) []string {
 		}
 		return nil
 	}
+	if got.Type() != want.Type() {
+		return []string{fmt.Sprintf("%s: got %v, want %v", path, fmtValue(got), fmtValue(want))}
+	}
 	switch got.Kind() {
+	case reflect.Interface:
+		// A decoded JSON value (a dashboard body): compare what it holds.
+		if got.IsNil() || want.IsNil() {
+			if got.IsNil() != want.IsNil() {
+				return []string{fmt.Sprintf("%s: got %v, want %v", path, fmtValue(got), fmtValue(want))}
+			}
+			return nil
+		}
+		return diffValues(path, got.Elem(), want.Elem())
+	case reflect.Slice:
+		// JSON arrays element by element, so that a difference names its widget and
+		// metric; typed lists (actions, routes) as a whole, below.
+		if got.Type().Elem().Kind() != reflect.Interface {
+			break
+		}
+		var out []string
+		for i := 0; i < max(got.Len(), want.Len()); i++ {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			switch {
+			case i >= got.Len():
+				out = append(out, fmt.Sprintf("%s: missing, want %v", p, fmtValue(want.Index(i))))
+			case i >= want.Len():
+				out = append(out, fmt.Sprintf("%s: got %v, want none", p, fmtValue(got.Index(i))))
+			default:
+				out = append(out, diffValues(p, got.Index(i), want.Index(i))...)
+			}
+		}
+		return out
 	case reflect.Pointer:
 		if got.IsNil() || want.IsNil() {
 			if got.IsNil() != want.IsNil() {

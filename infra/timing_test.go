@@ -2,9 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -67,24 +64,11 @@ func TestTimingMatchesApplication(t *testing.T) {
 		bots = append(bots, time.Duration(n)*time.Second)
 	}
 
-	probe := filepath.Join(t.TempDir(), "probe.go")
-	if err := os.WriteFile(probe, []byte(timingProbe), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"run", probe}
+	var args []string
 	for _, b := range bots {
 		args = append(args, b.String())
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = repoRoot(t)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if exit, ok := err.(*exec.ExitError); ok {
-			stderr = exit.Stderr
-		}
-		t.Fatalf("go run the probe in the root module: %v\n%s", err, stderr)
-	}
+	out := goRunInRoot(t, timingProbe, nil, args...)
 	var app struct {
 		MaxBotTimeout, DefaultBotTimeout, MaxVisibility, MaxSendTimeout time.Duration
 		MinRecordTTL, MinHistoryTTL                                     time.Duration
