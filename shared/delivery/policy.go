@@ -57,9 +57,9 @@ func (p Policy) Validate() error {
 		// SQS deletes a message after its retention: a schedule longer than that would
 		// lose a message between attempts instead of dead-lettering it. The worst case
 		// is a receiver whose Retry-After stretches every wait to the maximum delay.
-		if span := p.WorstCase(); span+p.HoldLimit > Retention {
-			errs = append(errs, fmt.Errorf("%d attempts may span %s when a receiver asks for the maximum delay each time, which with the %s a message may wait behind its conversation's head is more than the queue's %s retention; lower the attempts, the maximum delay or the hold limit",
-				p.MaxAttempts, span.Round(time.Minute), p.HoldLimit, Retention))
+		if span := p.WorstCase() + p.Behind(); span > Retention {
+			errs = append(errs, fmt.Errorf("a message may wait %s behind its conversation's failing head and then take %s for %d attempts when a receiver asks for the maximum delay each time: more than the queue's %s retention; lower the attempts, the maximum delay or the hold limit",
+				p.Behind(), p.WorstCase().Round(time.Minute), p.MaxAttempts, Retention))
 		}
 		if p.HoldLimit < 0 {
 			errs = append(errs, fmt.Errorf("hold limit %s must not be negative (0: strict order)", p.HoldLimit))
@@ -72,6 +72,17 @@ func (p Policy) Validate() error {
 // the maximum delay, which a receiver's Retry-After can force.
 func (p Policy) WorstCase() time.Duration {
 	return time.Duration(max(p.MaxAttempts-1, 0)) * p.MaxDelay
+}
+
+// Behind is the longest a message may wait behind a failing head of its conversation:
+// the hold limit, and the head's last wait, since it steps aside at its next failed
+// attempt. Strict order (no hold limit) bounds nothing: the operator watches the
+// oldest-message alarm instead.
+func (p Policy) Behind() time.Duration {
+	if p.HoldLimit <= 0 {
+		return 0
+	}
+	return p.HoldLimit + p.MaxDelay
 }
 
 // Delay is the wait after failed attempt n (1-based), without jitter: MinDelay·3^(n-1),

@@ -6,6 +6,7 @@ package envvar
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -74,7 +75,7 @@ func (r *Reader) Float(name string, lo, hi float64) *float64 {
 		return nil
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < lo || f > hi {
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
 		r.errs = append(r.errs, fmt.Errorf("%s=%q: want a number from %g to %g", name, v, lo, hi))
 		return nil
 	}

@@ -17,15 +17,15 @@ var (
 
 	BotTimeout = &Setting{Env: "PARLEY_BOT_TIMEOUT", Kind: Duration, Default: "30s", Min: "1ms", Max: "5m", Parts: Delivery | Local, Context: "botTimeout", Parameter: "BotTimeoutSeconds",
 		Description: "how long the bot may take for one turn; the delivery function's timeout and the queue's visibility follow from it"}
-	RetryMinDelay = &Setting{Env: "PARLEY_RETRY_MIN_DELAY", Kind: Duration, Default: "5s", Min: "1ms", Max: "12h", Parts: Delivery | Local, Context: "retryMinDelay", Parameter: "RetryMinDelaySeconds",
+	RetryMinDelay = &Setting{Env: "PARLEY_RETRY_MIN_DELAY", Kind: Duration, Default: "5s", Min: "1ms", Max: "12h", Parts: Delivery | Local, Context: "retryMinDelay", Parameter: "RetryMinDelay",
 		Description: "the delay after the first failed attempt; each next one is 3× longer"}
-	RetryMaxDelay = &Setting{Env: "PARLEY_RETRY_MAX_DELAY", Kind: Duration, Default: "12h", Min: "1ms", Max: "12h", Parts: Delivery | Local, Context: "retryMaxDelay", Parameter: "RetryMaxDelaySeconds",
+	RetryMaxDelay = &Setting{Env: "PARLEY_RETRY_MAX_DELAY", Kind: Duration, Default: "12h", Min: "1ms", Max: "12h", Parts: Delivery | Local, Context: "retryMaxDelay", Parameter: "RetryMaxDelay",
 		Description: "the cap on one delay, a receiver's `Retry-After` included (SQS allows at most 12h)"}
 	MaxAttempts = &Setting{Env: "PARLEY_MAX_ATTEMPTS", Kind: Int, Default: "11", Min: "1", Max: "100", Parts: Delivery | Local, Context: "maxAttempts", Parameter: "MaxAttempts",
 		Description: "attempts in all before the dead-letter queue (11: about 26 hours); all of them, at the maximum delay, and the hold limit must fit in the queue's 14 days"}
-	HoldLimit = &Setting{Env: "PARLEY_HOLD_LIMIT", Kind: Duration, Default: "1h", Min: "0s", Max: "168h", Parts: Delivery | Local, Context: "holdLimit", Parameter: "HoldLimitSeconds",
+	HoldLimit = &Setting{Env: "PARLEY_HOLD_LIMIT", Kind: Duration, Default: "1h", Min: "0s", Max: "168h", Parts: Delivery | Local, Context: "holdLimit", Parameter: "HoldLimit",
 		Description: "how long a failing message may hold its conversation back before it steps aside to the dead-letter queue; `0s`: strict order for ever"}
-	DeliveryTimeout = &Setting{Env: "PARLEY_DELIVERY_TIMEOUT", Kind: Duration, Default: "10s", Min: "1ms", Max: "30s", Parts: Delivery | Local, Context: "deliveryTimeout", Parameter: "DeliveryTimeoutSeconds",
+	DeliveryTimeout = &Setting{Env: "PARLEY_DELIVERY_TIMEOUT", Kind: Duration, Default: "10s", Min: "1ms", Max: "30s", Parts: Delivery | Local, Context: "deliveryTimeout", Parameter: "DeliveryTimeout",
 		Description: "connect + response timeout of one POST"}
 	DisableAfterFailures = &Setting{Env: "PARLEY_DISABLE_AFTER_FAILURES", Kind: Int, Default: "20", Min: "0", Max: "100000", Parts: Delivery | Local, Context: "disableAfterFailures", Parameter: "DisableAfterFailures",
 		Description: "an endpoint is disabled after this many failed attempts in a row (a `410` disables at once); `0`: only on a `410`"}
