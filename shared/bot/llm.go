@@ -56,10 +56,10 @@ func NewLLM(cfg LLMConfig, history HistoryReader, client *http.Client) (*LLM, er
 			cfg.BaseURL = "https://api.anthropic.com"
 		}
 	default:
-		errs = append(errs, fmt.Errorf("llm provider %q: want openai or anthropic", cfg.Provider))
+		errs = append(errs, fmt.Errorf("llm provider %q (PARLEY_LLM_PROVIDER): want openai or anthropic", cfg.Provider))
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("llm base URL: want an absolute http or https URL"))
+	if u, err := url.Parse(cfg.BaseURL); cfg.BaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		errs = append(errs, fmt.Errorf("llm base URL (PARLEY_LLM_BASE_URL): want an absolute http or https URL"))
 	}
 	if cfg.Model == "" {
 		errs = append(errs, errors.New("llm model is required (PARLEY_LLM_MODEL)"))

@@ -76,7 +76,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.Bot == "llm" && c.BotOptions.LLM.APIKey == "" && bot.Hosted(c.BotOptions.LLM.BaseURL) {
 		r.Check(fmt.Errorf("PARLEY_BOT=llm: a hosted provider needs PARLEY_LLM_API_KEY (or point PARLEY_LLM_BASE_URL at a local server such as Ollama)"))
 	}
-	if _, err := bot.New(c.Bot, c.BotOptions); err != nil && r.Err() == nil {
+	if _, err := bot.New(c.Bot, c.BotOptions); err != nil {
 		r.Check(fmt.Errorf("PARLEY_BOT=%s: %w", c.Bot, err))
 	}
 	c.Warnings = bot.Unused(c.Bot, settings.Local, getenv)

@@ -1,11 +1,9 @@
 package inbound
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -34,7 +32,7 @@ func (h *Handler) push(ctx context.Context, r *request) response {
 	if bad != nil {
 		return *bad
 	}
-	reply, err := decodeBotMessage(body)
+	reply, err := message.DecodeBotMessage(body)
 	if err != nil {
 		return fail(err, "bad_request")
 	}
@@ -83,36 +81,6 @@ func (h *Handler) push(ctx context.Context, r *request) response {
 			Message: "Idempotency-Key was already used for a different message in this conversation; use a new key"}, "conflict")
 	}
 	return h.resend(ctx, existing, now, job(existing.CreatedAt), answer(existing.CreatedAt))
-}
-
-// decodeBotMessage reads {"type": …, "payload": {…}}: the two fields a bot message has.
-func decodeBotMessage(body []byte) (message.Reply, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return message.Reply{}, message.Invalidf("", "invalid_json", "the request body must be a JSON object with type and payload")
-	}
-	var r message.Reply
-	if err := json.Unmarshal(raw["type"], &r.Type); err != nil || r.Type == "" {
-		return r, message.Invalidf("type", "missing_field", "type is required: one of the message types")
-	}
-	if !message.KnownType(r.Type) {
-		return r, message.Invalidf("type", "invalid_type", "type %q is not supported", r.Type)
-	}
-	p, ok := raw["payload"]
-	if !ok || string(p) == "null" {
-		return r, message.Invalidf("payload", "missing_field", "payload is required")
-	}
-	compact, err := message.Marshal(json.RawMessage(p))
-	if err != nil {
-		return r, message.Invalidf("payload", "invalid_field_type", "payload must be a JSON object")
-	}
-	r.Payload = compact
-	if err := message.ValidatePayload(r.Type, r.Payload); err != nil {
-		return r, err
-	}
-	return r, nil
 }
 
 func printable(s string) bool {

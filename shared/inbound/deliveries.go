@@ -31,6 +31,9 @@ func (h *Handler) delivery(ctx context.Context, r *request) response {
 // It is found by its attempt log, or, for one delivered at the first try, in the
 // history of the conversation ?conversationId= names.
 func (h *Handler) replayDelivery(ctx context.Context, r *request) response {
+	if r.badQuery {
+		return fail(message.Invalidf("", "invalid_query", "the query string is malformed"), "bad_request")
+	}
 	ch, id := r.token.Channel, r.params[0]
 	var l message.DeliveryLog
 	var found bool

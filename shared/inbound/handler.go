@@ -263,7 +263,7 @@ func (h *Handler) authenticate(ctx context.Context, authorization string) (messa
 		if message.KindOf(err) == message.Unauthorized {
 			return message.Token{}, &message.Error{Kind: message.Unauthorized, Code: "invalid_token", Message: "the token is not valid"}
 		}
-		return message.Token{}, &message.Error{Kind: message.Unavailable, Code: "auth_unavailable", Message: "the token could not be checked; retry later", Err: err}
+		return message.Token{}, &message.Error{Kind: message.Unavailable, Code: "auth_unavailable", Message: "the token could not be checked; retry later", Err: err, RetryAfter: time.Second}
 	}
 	if tok.Channel == "" {
 		tok.Channel = message.DefaultChannel
@@ -394,7 +394,7 @@ func header(h map[string]string, name string) string {
 }
 
 func unavailable(code string, err error) *message.Error {
-	return &message.Error{Kind: message.Unavailable, Code: code, Message: "the request could not be processed now; retry it", Err: err}
+	return &message.Error{Kind: message.Unavailable, Code: code, Message: "the request could not be processed now; retry it", Err: err, RetryAfter: time.Second}
 }
 
 func clip(s string, n int) string {
@@ -421,8 +421,6 @@ func statusOf(k message.Kind) int {
 		return 409
 	case message.TooLarge:
 		return 413
-	case message.BotFailed:
-		return 502
 	case message.Unavailable:
 		return 503
 	default:

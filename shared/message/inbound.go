@@ -104,6 +104,55 @@ func DecodeInbound(body []byte) (Inbound, error) {
 	return m, nil
 }
 
+// DecodeBotMessage parses and validates a bot message sent through the API: {"type":
+// …, "payload": {…}}, with the same rules as a user message's type and payload (the
+// payload has no defaults: a bot message says what it says). Errors name the field.
+func DecodeBotMessage(body []byte) (Reply, error) {
+	var r Reply
+	if len(bytes.TrimSpace(body)) == 0 {
+		return r, Invalidf("", "empty_body", "the request body is empty; send {\"type\": …, \"payload\": {…}}")
+	}
+	if !utf8.Valid(body) {
+		return r, Invalidf("", "invalid_encoding", "the request body is not valid UTF-8")
+	}
+	if err := checkDepth(body); err != nil {
+		return r, err
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return r, Invalidf("", "invalid_json", "the request body must be a JSON object with type and payload")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return r, Invalidf("", "invalid_json", "the request body has data after the JSON object")
+	}
+	var err error
+	if r.Type, err = requiredString(raw, "type", MaxTypeBytes); err != nil {
+		return r, err
+	}
+	if !KnownType(r.Type) {
+		return r, Invalidf("type", "invalid_type", "type %q is not supported; use one of %s", clip(r.Type), strings.Join(Types, ", "))
+	}
+	p, ok := raw["payload"]
+	if !ok || string(p) == "null" {
+		return r, Invalidf("payload", "missing_field", "payload is required")
+	}
+	obj := map[string]any{}
+	pd := json.NewDecoder(bytes.NewReader(p))
+	pd.UseNumber()
+	if err := pd.Decode(&obj); err != nil || obj == nil {
+		return r, Invalidf("payload", "invalid_field_type", "payload must be a JSON object, not %s", jsonKind(p))
+	}
+	if len(obj) > maxFieldCount {
+		return r, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
+	}
+	if r.Payload, err = Marshal(obj); err != nil {
+		return r, Invalidf("payload", "invalid_field_type", "payload must be a JSON object")
+	}
+	return r, ValidatePayload(r.Type, r.Payload)
+}
+
 func identifier(raw map[string]json.RawMessage, field string) (string, error) {
 	s, err := requiredString(raw, field, MaxIDBytes)
 	if err != nil {

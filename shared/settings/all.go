@@ -40,7 +40,7 @@ var (
 
 	RulesFile = &Setting{Env: "PARLEY_RULES_FILE", Kind: String, Parts: Delivery | Local, Context: "rulesFile", Bot: "rules",
 		Description: "rules bot: the intents file; default: the built-in example"}
-	LLMProvider = &Setting{Env: "PARLEY_LLM_PROVIDER", Kind: Enum, Values: []string{"openai", "anthropic"}, Parts: Delivery | Local, Context: "llmProvider", Parameter: "LlmProvider", Bot: "llm",
+	LLMProvider = &Setting{Env: "PARLEY_LLM_PROVIDER", Kind: String, Values: []string{"openai", "anthropic"}, Parts: Delivery | Local, Context: "llmProvider", Parameter: "LlmProvider", Bot: "llm",
 		Description: "llm bot: `openai` (any compatible API) or `anthropic`; default `openai`"}
 	LLMBaseURL = &Setting{Env: "PARLEY_LLM_BASE_URL", Kind: URL, Parts: Delivery | Local, Context: "llmBaseUrl", Parameter: "LlmBaseUrl", Bot: "llm",
 		Description: "llm bot: the API's base URL; default `https://api.openai.com/v1`, `https://api.anthropic.com`"}
