@@ -144,7 +144,7 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 		// PARLEY_TOKEN acts for the default channel; the tokens made with `parley token`
 		// or `parley channel create` for theirs.
 		auth := token.Either{token.NewStatic(cfg.Token), token.NewTable(st, time.Second)}
-		in := inbound.New(st, s.queue, auth, inbound.Config{RecordTTL: cfg.RecordTTL}, log)
+		in := inbound.New(st, s.queue, auth, inbound.Config{RecordTTL: cfg.RecordTTL, HistoryTTL: cfg.Delivery.HistoryTTL}, log)
 		mux := http.NewServeMux()
 		mux.Handle("POST "+InboxPath, &inbox{out: out, secrets: secrets})
 		def := defaultSpec(cfg, s)
