@@ -26,7 +26,7 @@ func TestRulesGolden(t *testing.T) {
 	inputs := []string{
 		"Hello there", "HI!", "good morning", "morning", "help", "What can you do?", "show me a picture", "play a sound",
 		"video please", "send the terms document", "where are you", "tell me about the product", "the catalog",
-		"choose for me", "what size", "summary", "my order #12345 is late", "order 12", "shipping", "hip hop",
+		"choose for me", "coffee", "what size", "summary", "my order #12345 is late", "order 12", "shipping", "hip hop",
 	}
 	var buf bytes.Buffer
 	types := map[string]bool{}

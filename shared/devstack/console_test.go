@@ -508,9 +508,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.say("choose")
 	p.wait("the choice", `document.querySelector('.bubble.bot[data-type="choice"] button.option[data-value="coffee"]')`)
 	p.do(chromedp.Click(chromedp.CSS(`.bubble.bot[data-type="choice"] button.option[data-value="coffee"]`)))
-	// "coffee" is no intent: the fallback answers with a text and a choice of its own.
-	p.wait("the answer to the choice", `[...document.querySelectorAll('.bubble.bot')].some(b => b.textContent.includes('Sorry, I did not get that.'))`+
-		` && [...document.querySelectorAll('.bubble.bot[data-type="choice"]')].some(b => b.textContent.includes('Would you like help?'))`)
+	// The example answers the choice.
+	p.wait("the answer to the choice", `[...document.querySelectorAll('.bubble.bot')].some(b => b.textContent.includes('Good choice. One is on its way.'))`)
 	if got := p.eval(`[...document.querySelectorAll('.bubble.user .body')].map(n => n.textContent).join('|')`); got != "show me the catalog|choose|coffee" {
 		t.Errorf("the person's messages: %q, want the two typed and the choice's value", got)
 	}
@@ -537,13 +536,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	carousel := p.eval(`document.querySelector('.bubble.bot[data-type="carousel"]').dataset.webhookId`)
-	answer := p.eval(`[...document.querySelectorAll('.bubble.bot')].find(b => b.textContent.includes('Sorry, I did not get that.')).dataset.webhookId`)
+	answer := p.eval(`[...document.querySelectorAll('.bubble.bot')].find(b => b.textContent.includes('Good choice. One is on its way.')).dataset.webhookId`)
 	p.tab("deliveries")
 	for _, id := range []string{carousel, answer} {
 		p.wait("delivery "+id+" delivered", `document.querySelector('#deliveries tr[data-webhook-id="`+id+`"][data-status="delivered"]')`)
 	}
-	if got := p.eval(`String(document.querySelectorAll('#deliveries tbody tr[data-webhook-id]').length)`); got != "4" {
-		t.Errorf("deliveries listed: %s, want 4 (the carousel, the choice, the fallback's two)", got)
+	if got := p.eval(`String(document.querySelectorAll('#deliveries tbody tr[data-webhook-id]').length)`); got != "3" {
+		t.Errorf("deliveries listed: %s, want 3 (the carousel, the choice, the answer to it)", got)
 	}
 	p.do(chromedp.Click(chromedp.CSS(`#deliveries tr[data-webhook-id="` + carousel + `"] button.log`)))
 	p.wait("the attempt log", `document.querySelector('#attempt-log h3') && document.querySelector('#attempt-log h3').textContent.includes('unknown')`)
