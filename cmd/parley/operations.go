@@ -62,7 +62,7 @@ func printHealth(w io.Writer, h message.Health) {
 	}
 	fmt.Fprintf(w, "channel %s: %s\n", h.Channel, state)
 	if h.Failures > 0 {
-		fmt.Fprintf(w, "failing: %d attempts in a row since %s\n", h.Failures, h.Since.Format(time.RFC3339))
+		fmt.Fprintf(w, "failing: %d failed attempt(s) in a row since %s\n", h.Failures, h.Since.Format(time.RFC3339))
 	}
 	if len(h.Recent) > 0 {
 		fmt.Fprintln(w, "recent failures:")
