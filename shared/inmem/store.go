@@ -127,31 +127,8 @@ func (s *Store) PutExchange(ctx context.Context, x message.Exchange) (message.Ex
 	return message.Exchange{}, true, nil
 }
 
-// TakeOver implements delivery.Store.
-func (s *Store) TakeOver(ctx context.Context, key message.Key, createdAt time.Time, owner string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.conv(key.Channel, key.ConversationRef, false)
-	if c == nil {
-		return message.ErrGone
-	}
-	rec, ok := c.records[key.Ref]
-	if !ok {
-		return message.ErrGone
-	}
-	rec.Step, rec.Attempts, rec.FailingSince = 0, 0, time.Time{}
-	c.records[key.Ref] = rec
-	if i, found := c.find(createdAt, key.Ref); found {
-		c.exchanges[i].Owner = owner
-	}
-	return nil
-}
-
-// Failed implements delivery.Store.
-func (s *Store) Failed(ctx context.Context, key message.Key, step, delivered int, now time.Time) (message.Record, error) {
+// updateRecord changes a job's record under the lock, or says it is gone.
+func (s *Store) updateRecord(ctx context.Context, key message.Key, change func(c *conversation, rec *message.Record)) (message.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return message.Record{}, err
 	}
@@ -165,37 +142,41 @@ func (s *Store) Failed(ctx context.Context, key message.Key, step, delivered int
 	if !ok {
 		return message.Record{}, message.ErrGone
 	}
-	if rec.Attempts > 0 && rec.Step == step {
-		rec.Attempts++
-	} else {
-		rec.Step, rec.Attempts = step, 1
-	}
-	rec.Delivered = delivered
-	if rec.FailingSince.IsZero() {
-		rec.FailingSince = now.Truncate(time.Millisecond)
-	}
+	change(c, &rec)
 	c.records[key.Ref] = rec
 	return rec, nil
 }
 
+// TakeOver implements delivery.Store.
+func (s *Store) TakeOver(ctx context.Context, key message.Key, createdAt time.Time, owner string) error {
+	_, err := s.updateRecord(ctx, key, func(c *conversation, rec *message.Record) {
+		rec.Step, rec.Attempts, rec.FailingSince = 0, 0, time.Time{}
+		if i, found := c.find(createdAt, key.Ref); found {
+			c.exchanges[i].Owner = owner
+		}
+	})
+	return err
+}
+
+// Failed implements delivery.Store.
+func (s *Store) Failed(ctx context.Context, key message.Key, step, delivered int, now time.Time) (message.Record, error) {
+	return s.updateRecord(ctx, key, func(_ *conversation, rec *message.Record) {
+		if rec.Attempts > 0 && rec.Step == step {
+			rec.Attempts++
+		} else {
+			rec.Step, rec.Attempts = step, 1
+		}
+		rec.Delivered = delivered
+		if rec.FailingSince.IsZero() {
+			rec.FailingSince = now.Truncate(time.Millisecond)
+		}
+	})
+}
+
 // Progress implements delivery.Store.
 func (s *Store) Progress(ctx context.Context, key message.Key, delivered int) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.conv(key.Channel, key.ConversationRef, false)
-	if c == nil {
-		return message.ErrGone
-	}
-	rec, ok := c.records[key.Ref]
-	if !ok {
-		return message.ErrGone
-	}
-	rec.Delivered = delivered
-	c.records[key.Ref] = rec
-	return nil
+	_, err := s.updateRecord(ctx, key, func(_ *conversation, rec *message.Record) { rec.Delivered = delivered })
+	return err
 }
 
 // DropTombstone implements delivery.Store.
