@@ -231,7 +231,7 @@ func TestBatchFile(t *testing.T) {
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 			//lint:ignore SA1019 local-aws-sqs returns system attributes only for the deprecated field.
 			AttributeNames:        []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
-			MessageAttributeNames:       []string{"All"}})
+			MessageAttributeNames: []string{"All"}})
 		if err != nil || len(raw.Messages) != 1 {
 			t.Fatalf("record %d: received %d messages (%v), want the one sent", i, len(raw.Messages), err)
 		}
