@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parley-chat/parley/shared/settings"
 )
 
 // llmKeyARN is how the synthesized template names the LLM key secret
@@ -22,16 +24,16 @@ var (
 )
 
 // botContexts are the bot configurations the tests synthesize, next to the default (echo).
-func botContexts(t *testing.T) map[string]map[string]any {
-	return map[string]map[string]any{
-		"rules":             {keyBot: "rules"},
-		"rules with a file": {keyBot: "rules", keyRulesFile: "infra/testdata/rules.json"},
-		"http":              {keyBot: "http", keyHTTPBotURL: "https://rasa.example.com/webhooks/rest/webhook"},
-		"llm":               {keyBot: "llm", keyLLMModel: "gpt-4o-mini", keyLLMAPIKeySecretName: "parley/openai"},
+func botContexts(t *testing.T) map[string]given {
+	return map[string]given{
+		"rules":             {settings.Bot: "rules"},
+		"rules with a file": {settings.Bot: "rules", settings.RulesFile: "infra/testdata/rules.json"},
+		"http":              {settings.Bot: "http", settings.HTTPBotURL: "https://rasa.example.com/webhooks/rest/webhook"},
+		"llm":               {settings.Bot: "llm", settings.LLMModel: "gpt-4o-mini", settings.LLMAPIKeySecretName: "parley/openai"},
 		"llm with every setting": {
-			keyBot: "llm", keyLLMProvider: "anthropic", keyLLMBaseURL: "https://llm.example.com/v1", keyLLMModel: "claude-x",
-			keyLLMSystemPrompt: "You are Parley's demo bot. Answer in one sentence.", keyLLMTemperature: "0.7",
-			keyLLMMaxTokens: "1024", keyLLMHistory: "20", keyLLMAPIKeySecretName: "parley/openai", keyBotTimeout: "300s",
+			settings.Bot: "llm", settings.LLMProvider: "anthropic", settings.LLMBaseURL: "https://llm.example.com/v1", settings.LLMModel: "claude-x",
+			settings.LLMSystemPrompt: "You are Parley's demo bot. Answer in one sentence.", settings.LLMTemperature: "0.7",
+			settings.LLMMaxTokens: "1024", settings.LLMHistory: "20", settings.LLMAPIKeySecretName: "parley/openai", settings.BotTimeout: "300s",
 		},
 	}
 }
@@ -67,8 +69,10 @@ func TestBots(t *testing.T) {
 		"rules":             {base("rules"), deliveryPermissions, 110},
 		"rules with a file": {with(base("rules"), map[string]string{"PARLEY_RULES_FILE": "/var/task/rules.json"}), deliveryPermissions, 110},
 		"http":              {with(base("http"), map[string]string{"PARLEY_HTTP_BOT_URL": "https://rasa.example.com/webhooks/rest/webhook"}), deliveryPermissions, 110},
+		// The declared defaults of the llm settings that have one; the others unset.
 		"llm": {with(base("llm"), map[string]string{
-			"PARLEY_LLM_PROVIDER": "openai", "PARLEY_LLM_MODEL": "gpt-4o-mini", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
+			"PARLEY_LLM_MODEL": "gpt-4o-mini", "PARLEY_LLM_API_KEY_SECRET_ARN": llmKeyARN,
+			"PARLEY_LLM_MAX_TOKENS": "512", "PARLEY_LLM_HISTORY": "10",
 		}), llmPerms, 110},
 		"llm with every setting": {with(base("llm"), map[string]string{
 			"PARLEY_LLM_PROVIDER": "anthropic", "PARLEY_LLM_BASE_URL": "https://llm.example.com/v1", "PARLEY_LLM_MODEL": "claude-x",
@@ -77,7 +81,7 @@ func TestBots(t *testing.T) {
 			"PARLEY_BOT_TIMEOUT": "300s",
 		}), llmPerms, 380},
 	}
-	inboundEnv := map[string]string{"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_RECORD_TTL": "360h"}
+	inboundEnv := map[string]string{"PARLEY_TABLE_NAME": "ref:Table", "PARLEY_QUEUE_URL": "ref:DeliveryQueue", "PARLEY_RECORD_TTL": "360h", "PARLEY_HISTORY_TTL": "720h"}
 	for name, context := range botContexts(t) {
 		t.Run(name, func(t *testing.T) {
 			s := synth(t, context, false)
@@ -115,23 +119,26 @@ func with2(a, b map[string][]string) map[string][]string {
 
 // TestLLMKeyPolicy checks the template itself for the llm bot: the secret is read by
 // its partial ARN and granted on the complete ones (the name, "-" and six characters),
-// with GetSecretValue alone (grantRead would add DescribeSecret), after the statements
-// every bot has.
+// with GetSecretValue alone (grantRead would add DescribeSecret), next to the secrets
+// every bot reads.
 func TestLLMKeyPolicy(t *testing.T) {
 	s := synth(t, botContexts(t)["llm"], false)
 	table := getAtt(s.id(t, "Table"), "Arn")
 	check(t, "delivery policy", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "DeliveryFunction/ServiceRole"))},
+			// Merged by resource and action, sorted (@aws-cdk/aws-iam:minimizePolicies).
 			"PolicyDocument": map[string]any{"Statement": []any{
 				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
-				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
-				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": channelKeysARNJoin},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": []any{
+					channelKeysARNJoin,
+					map[string]any{"Fn::Join": []any{"", []any{
+						"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai-??????",
+					}}},
+					ref(s.id(t, "SigningSecret")),
+				}},
 				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"dynamodb:BatchGetItem", "dynamodb:Query"}), "Resource": table},
-				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": map[string]any{"Fn::Join": []any{"", []any{
-					"arn:", ref("AWS::Partition"), ":secretsmanager:", ref("AWS::Region"), ":", ref("AWS::AccountId"), ":secret:parley/openai-??????",
-				}}}},
 			}},
 		})
 	})
@@ -139,7 +146,7 @@ func TestLLMKeyPolicy(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem"}, "Resource": table},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"}, "Resource": table},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 			}},
 		})
@@ -170,7 +177,7 @@ func TestRulesFileInAsset(t *testing.T) {
 	second := `{"fallback": [{"type": "text", "payload": {"text": "second"}}]}`
 
 	type assets struct{ inbound, delivery string }
-	synthAssets := func(context map[string]any) (assets, *synthesized) {
+	synthAssets := func(context given) (assets, *synthesized) {
 		s := synth(t, context, true)
 		var a assets
 		for name, into := range map[string]*string{"InboundFunction": &a.inbound, "DeliveryFunction": &a.delivery} {
@@ -191,7 +198,7 @@ func TestRulesFileInAsset(t *testing.T) {
 		return names
 	}
 
-	a1, s1 := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("one.json", first)})
+	a1, s1 := synthAssets(given{settings.Bot: "rules", settings.RulesFile: writeRules("one.json", first)})
 	if got := files(a1.delivery); !slices.Equal(got, []string{"bootstrap", "rules.json"}) {
 		t.Fatalf("delivery asset %s holds %v, want bootstrap and rules.json", a1.delivery, got)
 	}
@@ -210,7 +217,7 @@ func TestRulesFileInAsset(t *testing.T) {
 	}
 
 	// Another content: another asset for the delivery function only.
-	a2, _ := synthAssets(map[string]any{keyBot: "rules", keyRulesFile: writeRules("two.json", second)})
+	a2, _ := synthAssets(given{settings.Bot: "rules", settings.RulesFile: writeRules("two.json", second)})
 	if filepath.Base(a2.delivery) == filepath.Base(a1.delivery) {
 		t.Errorf("delivery asset %s did not change with the rules file", filepath.Base(a2.delivery))
 	}
@@ -222,7 +229,7 @@ func TestRulesFileInAsset(t *testing.T) {
 	}
 
 	// Without a file: nothing copied, the same package as the echo bot's.
-	a3, s3 := synthAssets(map[string]any{keyBot: "rules"})
+	a3, s3 := synthAssets(given{settings.Bot: "rules"})
 	if got := files(a3.delivery); !slices.Equal(got, []string{"bootstrap"}) {
 		t.Errorf("delivery asset without rulesFile holds %v, want just bootstrap", got)
 	}

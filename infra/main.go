@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parley-chat/parley/infra/deploy"
 )
 
 func main() {
@@ -28,7 +30,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, root)
+	cfg, err := deploy.LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, root)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"testing"
@@ -10,6 +11,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parley-chat/parley/infra/deploy"
+	"github.com/parley-chat/parley/shared/settings"
 )
 
 // quietNode silences jsii's banners about the Node version on the build machines (Node 20
@@ -60,37 +64,44 @@ const testEndpoint = "https://example.com/hook"
 // synthesized is one stack synthesized in memory, as the assertions library sees it and
 // as plain JSON.
 type synthesized struct {
-	cfg      Config
+	cfg      deploy.Config
 	stack    awscdk.Stack
 	template assertions.Template
 	json     map[string]any
 	outdir   string
 }
 
+// given is CDK context by setting, as the tests write it.
+type given map[*settings.Setting]any
+
 // synth builds the stack for the given context, on top of responseEndpointUrl=testEndpoint.
 // bundle=false skips building the functions (CDK's own switch for that), for tests that
 // only look at the template.
-func synth(t *testing.T, context map[string]any, bundle bool) *synthesized {
+func synth(t *testing.T, context given, bundle bool) *synthesized {
 	t.Helper()
 	return synthIn(t, t.TempDir(), context, bundle)
 }
 
-func synthIn(t *testing.T, outdir string, context map[string]any, bundle bool) *synthesized {
+func synthIn(t *testing.T, outdir string, context given, bundle bool) *synthesized {
 	t.Helper()
-	// As the CLI does: resources carry their construct path, which the tests go by.
+	// As the CLI does: cdk.json's context (the feature flags), and resources carry
+	// their construct path, which the tests go by.
+	var cdkJSON struct{ Context map[string]any }
+	readJSON(t, "cdk.json", &cdkJSON)
 	ctx := map[string]any{
-		keyResponseEndpointURL:          testEndpoint,
-		"aws:cdk:enable-path-metadata":  true,
-		"aws:cdk:enable-asset-metadata": true,
+		settings.ResponseEndpointURL.Context: testEndpoint,
+		"aws:cdk:enable-path-metadata":       true,
+		"aws:cdk:enable-asset-metadata":      true,
 	}
-	for k, v := range context {
-		ctx[k] = v
+	maps.Copy(ctx, cdkJSON.Context)
+	for s, v := range context {
+		ctx[s.Context] = v
 	}
 	if !bundle {
 		ctx["aws:cdk:bundling-stacks"] = []any{}
 	}
 	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(outdir)})
-	cfg, err := LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, repoRoot(t))
+	cfg, err := deploy.LoadConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) }, repoRoot(t))
 	if err != nil {
 		t.Fatalf("LoadConfig: %v", err)
 	}

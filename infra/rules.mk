@@ -1,9 +1,11 @@
-# CDK targets for the root Makefile, which includes this file; also usable alone as
-# `make -f infra/rules.mk <target>`. Paths are relative to the repository root.
+# CDK and SAM targets for the root Makefile, which includes this file. Paths are relative
+# to the repository root.
 #
 #   make synth                                      template into infra/cdk.out
 #   make deploy RESPONSE_ENDPOINT_URL=https://…     deploy the stack Parley-$(STAGE)
 #   make destroy                                    delete it (the table and logs are kept)
+#   make template                                   write template.yaml (SAM) from infra/deploy
+#   make local-aws                                  the emulators sam local runs against
 #   make test-infra                                 the infra/ tests, CLI included
 #
 # Optional: STAGE, MAX_ATTEMPTS, RETRY_MIN_DELAY, RETRY_MAX_DELAY, HOLD_LIMIT,
@@ -16,7 +18,7 @@
 # visibility follow it), RULES_FILE (bot=rules; relative to the repository root), HTTP_BOT_URL
 # (bot=http), LLM_MODEL and LLM_API_KEY_SECRET_NAME (bot=llm, required), LLM_PROVIDER,
 # LLM_BASE_URL, LLM_SYSTEM_PROMPT, LLM_TEMPERATURE, LLM_MAX_TOKENS, LLM_HISTORY. Each is the
-# context key of infra/README.md.
+# context key of infra/README.md (a test checks that every deploy setting has one here).
 
 INFRA_DIR   := infra
 CDK_STAMP   := $(INFRA_DIR)/node_modules/.installed
@@ -67,7 +69,15 @@ CDK_CONTEXT = $(strip -c stage=$(STAGE) \
 
 CDK = cd $(INFRA_DIR) && $(CDK_ENV) npx --no-install cdk
 
-.PHONY: cdk-cli synth cdk-diff cdk-bootstrap deploy destroy test-infra
+.PHONY: cdk-cli synth cdk-diff cdk-bootstrap deploy destroy template local-aws test-infra
+
+# sam local against `make local-aws`: the functions' containers reach this machine as
+# host.docker.internal (Docker Desktop names it; on Linux, --add-host maps it to the
+# host), and take their SDK endpoints from the shell: template.yaml declares them empty,
+# and sam local passes a declared variable's value from the shell. For the root
+# Makefile's sam local targets: $(SAM_LOCAL_ENV) sam local invoke … $(SAM_LOCAL_FLAGS).
+SAM_LOCAL_ENV   := AWS_ENDPOINT_URL_DYNAMODB=http://host.docker.internal:8000 AWS_ENDPOINT_URL_SQS=http://host.docker.internal:9324
+SAM_LOCAL_FLAGS := --add-host host.docker.internal:host-gateway
 
 cdk-cli: $(CDK_STAMP) ## install the CDK CLI pinned in infra/package-lock.json
 
@@ -94,5 +104,11 @@ deploy: $(CDK_STAMP) ## deploy Parley-$(STAGE); needs RESPONSE_ENDPOINT_URL=http
 destroy: $(CDK_STAMP) ## delete Parley-$(STAGE) (the table and log groups stay unless REMOVAL_POLICY=destroy was deployed)
 	$(CDK) destroy $(CDK_CONTEXT) -c responseEndpointUrl='$(CDK_SYNTH_URL)' $(CDK_FLAGS)
 
-test-infra: $(CDK_STAMP) ## the infra/ tests: stack assertions, cdk synth through the pinned CLI, SAM parity
+template: ## write template.yaml (SAM) from infra/deploy, the definition the CDK stack is built from
+	cd $(INFRA_DIR) && go run ./cmd/samtemplate
+
+local-aws: emulators ## DynamoDB Local, local-aws-sqs and an inbox for sam local, with what events/env.json names (Ctrl-C stops)
+	cd $(INFRA_DIR) && go run ./cmd/localaws
+
+test-infra: $(CDK_STAMP) emulators ## the infra/ tests: settings, template.yaml generated, stack assertions, cdk synth through the pinned CLI, SAM parity
 	cd $(INFRA_DIR) && $(CDK_ENV) go test -count=1 ./...

@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/parley-chat/parley/infra/deploy"
+	"github.com/parley-chat/parley/shared/settings"
 )
 
 // cdkSystem reads a synthesized template the way the parity test does.
@@ -82,9 +85,10 @@ func TestFunctions(t *testing.T) {
 	}{
 		// API Gateway's 30 s, less a second: an erasure takes up to 20 s.
 		{"InboundFunction", 256, 29, map[string]any{
-			"PARLEY_TABLE_NAME": ref(s.id(t, "Table")),
-			"PARLEY_QUEUE_URL":  ref(queue),
-			"PARLEY_RECORD_TTL": "360h",
+			"PARLEY_TABLE_NAME":  ref(s.id(t, "Table")),
+			"PARLEY_QUEUE_URL":   ref(queue),
+			"PARLEY_RECORD_TTL":  "360h",
+			"PARLEY_HISTORY_TTL": "720h", // a record lives at least as long as its history
 		}, "InboundLogs"},
 		// 30 s of bot, two POSTs of at most 30 s, 20 s to settle.
 		{"DeliveryFunction", 256, 110, map[string]any{
@@ -258,12 +262,13 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("%s managed policies: got %v, want [AWSLambdaBasicExecutionRole]", name, f.ManagedPolicies)
 		}
 	}
-	// The same, through the assertions library: one policy per role, statements exact.
+	// The same, through the assertions library: one policy per role, statements exact
+	// (merged and sorted: the @aws-cdk/aws-iam:minimizePolicies flag).
 	check(t, "inbound policy", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "InboundFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 			}},
 		})
@@ -272,14 +277,22 @@ func TestPermissions(t *testing.T) {
 		s.template.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 			"Roles": []any{ref(s.id(t, "DeliveryFunction/ServiceRole"))},
 			"PolicyDocument": map[string]any{"Statement": []any{
-				map[string]any{"Effect": "Allow", "Action": assertions.Match_ArrayWith(&[]any{"sqs:ReceiveMessage", "sqs:DeleteMessage"}), "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": []any{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}, "Resource": getAtt(s.id(t, "DeliveryQueue"), "Arn")},
 				map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getAtt(s.id(t, "DeadLetterQueue"), "Arn")},
-				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref(s.id(t, "SigningSecret"))},
-				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": channelKeysARNJoin},
-				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
+				map[string]any{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": []any{channelKeysARNJoin, ref(s.id(t, "SigningSecret"))}},
+				map[string]any{"Effect": "Allow", "Action": []any{"dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}, "Resource": getAtt(s.id(t, "Table"), "Arn")},
 			}},
 		})
 	})
+	// The event source grants exactly the delivery queue's statement of package deploy.
+	for _, st := range deploy.Delivery.Statements {
+		if st.EventSource {
+			want := slices.Sorted(slices.Values(st.Actions))
+			if got := sys.Functions["DeliveryFunction"].Permissions["getatt:DeliveryQueue.Arn"]; !slices.Equal(got, want) {
+				t.Errorf("the event source grants %v on the queue, package deploy lists %v", got, want)
+			}
+		}
+	}
 	for _, role := range s.resources("AWS::IAM::Role") {
 		if _, ok := role["Properties"].(map[string]any)["Policies"]; ok {
 			t.Errorf("role %v has inline policies", role["Metadata"])
@@ -342,7 +355,7 @@ func TestQueues(t *testing.T) {
 		})
 	})
 	// Lambda's rule for SQS sources, from the numbers themselves; the redrive budget is
-	// not derived from maxAttempts (see maxReceiveCount).
+	// not derived from maxAttempts (see deploy.MaxReceives).
 	sys := cdkSystem(t, s)
 	q := sys.Queues["DeliveryQueue"]
 	if fn := sys.Functions["DeliveryFunction"]; q.VisibilityTimeout < 6*fn.Timeout {
@@ -483,7 +496,7 @@ func TestAlarms(t *testing.T) {
 }
 
 func TestAlarmEmail(t *testing.T) {
-	s := synth(t, map[string]any{keyAlarmEmail: "ops@example.com"}, false)
+	s := synth(t, given{settings.AlarmEmail: "ops@example.com"}, false)
 	topic := s.id(t, "AlarmTopic")
 	check(t, "subscription", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
@@ -500,11 +513,11 @@ func TestAlarmEmail(t *testing.T) {
 }
 
 func TestSettingsFromContext(t *testing.T) {
-	s := synth(t, map[string]any{
-		keyStage: "prod", keyBot: "rules", keyRecordTTL: "400h", keyRetryMinDelay: "1s", keyRetryMaxDelay: "1h",
-		keyMaxAttempts: "5", keyDeliveryTimeout: "30s", keyRemovalPolicy: "destroy", keyOldestMessageAge: "30m",
-		keyHistoryTTL: "2160h", keyBotTimeout: "2m", keyMaxConcurrency: float64(250),
-		keyHoldLimit: "0", keyDisableAfterFails: "3", keyDisableAfter: "90m", keyEndpointRateLimit: "0.25", keyFailedAttemptsAlarm: "7",
+	s := synth(t, given{
+		settings.Stage: "prod", settings.Bot: "rules", settings.RecordTTL: "400h", settings.RetryMinDelay: "1s", settings.RetryMaxDelay: "1h",
+		settings.MaxAttempts: "5", settings.DeliveryTimeout: "30s", settings.RemovalPolicy: "destroy", deploy.OldestMessageAgeAlarm: "30m",
+		settings.HistoryTTL: "2160h", settings.BotTimeout: "2m", settings.MaxConcurrency: float64(250),
+		settings.HoldLimit: "0", settings.DisableAfterFailures: "3", settings.DisableAfter: "90m", settings.EndpointRateLimit: "0.25", deploy.FailedAttemptsAlarm: "7",
 	}, false)
 	if got := *s.stack.StackName(); got != "Parley-prod" {
 		t.Errorf("stack name: got %s, want Parley-prod", got)
@@ -520,8 +533,8 @@ func TestSettingsFromContext(t *testing.T) {
 			t.Errorf("delivery %s: got %q, want %q", k, env[k], want)
 		}
 	}
-	if env := sys.Functions["InboundFunction"].Environment; env["PARLEY_RECORD_TTL"] != "400h" {
-		t.Errorf("inbound PARLEY_RECORD_TTL: got %q, want 400h", env["PARLEY_RECORD_TTL"])
+	if env := sys.Functions["InboundFunction"].Environment; env["PARLEY_RECORD_TTL"] != "400h" || env["PARLEY_HISTORY_TTL"] != "2160h" {
+		t.Errorf("inbound PARLEY_RECORD_TTL, PARLEY_HISTORY_TTL: got %q, %q, want 400h, 2160h", env["PARLEY_RECORD_TTL"], env["PARLEY_HISTORY_TTL"])
 	}
 	// The timing follows the bot timeout: 120 s + 2 x 30 s + 20 s, and six times that.
 	if got := sys.Functions["DeliveryFunction"].Timeout; got != 200 {
@@ -533,8 +546,8 @@ func TestSettingsFromContext(t *testing.T) {
 	if got := sys.Functions["DeliveryFunction"].Queues[0].MaximumConcurrency; got != 250 {
 		t.Errorf("maximum concurrency: got %d, want 250", got)
 	}
-	if got := sys.Functions["InboundFunction"].Timeout; got != inboundTimeoutSeconds {
-		t.Errorf("inbound timeout with botTimeout 2m: got %d s, want %d (the bot does not run there)", got, inboundTimeoutSeconds)
+	if got := sys.Functions["InboundFunction"].Timeout; got != 29 {
+		t.Errorf("inbound timeout with botTimeout 2m: got %d s, want 29 (the bot does not run there)", got)
 	}
 	// maxAttempts does not change the redrive budget.
 	if got := sys.Queues["DeliveryQueue"].MaxReceiveCount; got != 1000 {
@@ -596,7 +609,7 @@ func TestBundlingFailure(t *testing.T) {
 // functions are traced and may write traces, on "*" as X-Ray has no resource-level
 // permissions, and nothing else changes.
 func TestTracing(t *testing.T) {
-	s := synth(t, map[string]any{keyTracing: "active"}, false)
+	s := synth(t, given{settings.Tracing: "active"}, false)
 	sys := cdkSystem(t, s)
 	xray := []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 	for name, perms := range map[string]map[string][]string{"InboundFunction": inboundPermissions, "DeliveryFunction": deliveryPermissions} {
@@ -614,7 +627,7 @@ func TestTracing(t *testing.T) {
 		})
 	}
 	// passthrough, given, is the default.
-	for _, d := range diff("tracing=passthrough", cdkSystem(t, synth(t, map[string]any{keyTracing: "passthrough"}, false)), cdkSystem(t, synth(t, nil, false))) {
+	for _, d := range diff("tracing=passthrough", cdkSystem(t, synth(t, given{settings.Tracing: "passthrough"}, false)), cdkSystem(t, synth(t, nil, false))) {
 		t.Error(d)
 	}
 	for _, f := range cdkSystem(t, defaultSynth(t)).Functions {
@@ -666,9 +679,9 @@ func TestDashboard(t *testing.T) {
 	for i, w := range want {
 		got, _ := widgets[i].(map[string]any)
 		props, _ := got["properties"].(map[string]any)
-		if props["title"] != w.title || got["x"] != w.x || got["y"] != w.y || got["width"] != float64(widgetWidth) || got["height"] != float64(widgetHeight) {
+		if props["title"] != w.title || got["x"] != w.x || got["y"] != w.y || got["width"] != float64(deploy.WidgetWidth) || got["height"] != float64(deploy.WidgetHeight) {
 			t.Errorf("widget %d: got %q at (%v, %v) %vx%v, want %q at (%v, %v) %dx%d", i, props["title"], got["x"], got["y"], got["width"], got["height"],
-				w.title, w.x, w.y, widgetWidth, widgetHeight)
+				w.title, w.x, w.y, deploy.WidgetWidth, deploy.WidgetHeight)
 		}
 		if props["region"] != "us-east-1" || props["view"] != "timeSeries" {
 			t.Errorf("widget %q: region %v, view %v; want the stack's region, timeSeries", w.title, props["region"], props["view"])

@@ -102,6 +102,7 @@ type alarm struct {
 	Namespace, Metric, Statistic, Dimension, Comparison, TreatMissingData string
 	Period, EvaluationPeriods                                             int
 	Threshold                                                             float64
+	Actions                                                               string // on alarm; on OK
 }
 
 // rawTemplate is a template after intrinsic functions are processed.
@@ -261,7 +262,12 @@ func loadSystem(t rawTemplate) (*system, error) {
 		Alarms:     map[string]alarm{},
 		Dashboards: map[string]dashboard{},
 	}
-	for name := range t.Outputs {
+	for name, raw := range t.Outputs {
+		// goformation replaces an output that has a Condition by the condition's value,
+		// as a resource: false means not there.
+		if strings.TrimSpace(string(raw)) == "false" {
+			continue
+		}
 		s.Outputs = append(s.Outputs, name)
 	}
 	sort.Strings(s.Outputs)
@@ -444,7 +450,8 @@ func loadSystem(t rawTemplate) (*system, error) {
 			Tracing: cmp.Or(p.Tracing, "PassThrough"),
 		}
 		for k, v := range p.Environment.Variables {
-			if v != nil {
+			// Empty is unset, to the functions (template.yaml's variables for sam local).
+			if v != nil && envValue(v) != "" {
 				f.Environment[k] = envValue(v)
 			}
 		}
@@ -586,6 +593,9 @@ func readAlarm(a cloudwatch.Alarm) alarm {
 		out.Dimension += d.Name + "=" + d.Value + " "
 	}
 	out.Dimension = strings.TrimSpace(out.Dimension)
+	if len(a.AlarmActions)+len(a.OKActions) > 0 {
+		out.Actions = fmt.Sprint(a.AlarmActions, "; ", a.OKActions)
+	}
 	return out
 }
 
