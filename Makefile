@@ -57,14 +57,16 @@ sam-build: ## sam build (needs the SAM CLI)
 	$(NEED_SAM)
 	sam build --build-in-source
 
-invoke-inbound: sam-build ## sam local invoke the inbound function with events/inbound-text.json (SAM CLI + Docker)
-	sam local invoke InboundFunction --event events/inbound-text.json --env-vars events/env.json
+# With `make local-aws` running (DynamoDB Local, local-aws-sqs and an inbox on this
+# machine), the functions in SAM's containers reach them through host.docker.internal.
+invoke-inbound: sam-build ## sam local invoke the inbound function with events/inbound-text.json (SAM CLI + Docker; make local-aws first)
+	$(SAM_LOCAL_ENV) sam local invoke InboundFunction --event events/inbound-text.json --env-vars events/env.json $(SAM_LOCAL_FLAGS)
 
-invoke-delivery: sam-build ## sam local invoke the delivery function with events/delivery-batch.json (SAM CLI + Docker)
-	sam local invoke DeliveryFunction --event events/delivery-batch.json --env-vars events/env.json
+invoke-delivery: sam-build ## sam local invoke the delivery function with events/delivery-batch.json (SAM CLI + Docker; make local-aws first)
+	$(SAM_LOCAL_ENV) sam local invoke DeliveryFunction --event events/delivery-batch.json --env-vars events/env.json $(SAM_LOCAL_FLAGS)
 
-start-api: sam-build ## sam local start-api on port 3000 (SAM CLI + Docker)
-	sam local start-api --env-vars events/env.json
+start-api: sam-build ## sam local start-api on port 3000 (SAM CLI + Docker; make local-aws first)
+	$(SAM_LOCAL_ENV) sam local start-api --env-vars events/env.json $(SAM_LOCAL_FLAGS)
 
 fuzz-seeds: ## run the fuzz targets' committed seeds only
 	go test -run '^Fuzz' ./...

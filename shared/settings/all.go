@@ -30,7 +30,7 @@ var (
 	DisableAfterFailures = &Setting{Env: "PARLEY_DISABLE_AFTER_FAILURES", Kind: Int, Default: "20", Min: "0", Max: "100000", Parts: Delivery | Local, Context: "disableAfterFailures", Parameter: "DisableAfterFailures",
 		Description: "an endpoint is disabled after this many failed attempts in a row (a `410` disables at once); `0`: only on a `410`"}
 	DisableAfter = &Setting{Env: "PARLEY_DISABLE_AFTER", Kind: Duration, Default: "24h", Min: "0s", Max: "336h", Parts: Delivery | Local, Context: "disableAfter", Parameter: "DisableAfterHours",
-		Description: "… spanning at least this long"}
+		Description: "an endpoint is disabled only when its failures in a row (PARLEY_DISABLE_AFTER_FAILURES) span at least this long"}
 	EndpointRateLimit = &Setting{Env: "PARLEY_ENDPOINT_RATE_LIMIT", Kind: Float, Default: "0", Min: "0", Max: "10000", Parts: Delivery | Local, Context: "endpointRateLimit", Parameter: "EndpointRateLimit",
 		Description: "at most this many POSTs a second to the default channel's endpoint, per function; `0`: no limit"}
 	RecordTTL = &Setting{Env: "PARLEY_RECORD_TTL", Kind: Duration, Default: "360h", Min: "360h", Max: "8760h", Parts: Inbound | Local, Context: "recordTtl", Parameter: "RecordTtlHours",
@@ -69,7 +69,7 @@ var (
 		Description: "`all`, or `inbound`/`delivery` to run the two halves as separate processes (DynamoDB and SQS only)"}
 
 	// Deploy-only settings: the CDK context and the SAM parameters.
-	Stage          = &Setting{Kind: String, Default: "dev", Parts: Deploy, Context: "stage", Description: "the stack is Parley-<stage>"}
+	Stage          = &Setting{Kind: String, Default: "dev", Parts: Deploy, Context: "stage", Parameter: "Stage", Description: "the stack is Parley-<stage>"}
 	MaxConcurrency = &Setting{Kind: Int, Default: "10", Min: "2", Max: "1000", Parts: Deploy, Context: "maxConcurrency", Parameter: "MaxConcurrency",
 		Description: "the delivery function's most concurrent batches (the event source mapping's maximum concurrency)"}
 	LLMAPIKeySecretName = &Setting{Kind: String, Parts: Deploy, Context: "llmApiKeySecretName", Parameter: "LlmApiKeySecretName", Bot: "llm",
