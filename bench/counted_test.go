@@ -18,11 +18,14 @@ import (
 
 	"github.com/parley-chat/parley/shared/awscount"
 	"github.com/parley-chat/parley/shared/bot"
+	"github.com/parley-chat/parley/shared/channel"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/envvar"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/sqsfifo"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
@@ -144,16 +147,30 @@ type counted struct {
 	DeliveryBatches []time.Duration
 }
 
+// healthApart is the delivery function's store with its endpoint-health reads (cached
+// a minute) on a client of their own, so they are counted apart.
+type healthApart struct {
+	*dynamo.Store
+	health *dynamo.Store
+}
+
+func (s healthApart) Health(ctx context.Context, channel string) (message.Health, error) {
+	return s.health.Health(ctx, channel)
+}
+
 // countCalls wires the inbound and delivery handlers on the real adapters as
-// functions/inbound and functions/delivery wire them (echo bot, signed webhooks), each
-// with its own counted SDK clients, runs closed-loop load through them, and divides
-// what was counted by the messages accepted.
+// functions/inbound and functions/delivery wire them (the deployment's default
+// settings, the echo bot, signed webhooks, metrics on), each with its own counted SDK
+// clients, runs closed-loop load through them, and divides what was counted by the
+// messages accepted.
 func countCalls(ctx context.Context, ddbURL, sqsURL string, res Resources, concurrency int, d time.Duration) (counted, error) {
 	out := counted{CountedRun: CountedRun{Concurrency: concurrency}}
-	inC, tokC, outC, esmC := awscount.New().TrackCapacity(), awscount.New().TrackCapacity(), awscount.New().TrackCapacity(), awscount.New()
+	inC, tokC, outC, healthC, esmC := awscount.New().TrackCapacity(), awscount.New().TrackCapacity(), awscount.New().TrackCapacity(),
+		awscount.New().TrackCapacity(), awscount.New()
 	inDDB, inSQS := countedClients(ddbURL, sqsURL, inC)
 	tokDDB, _ := countedClients(ddbURL, sqsURL, tokC)
 	outDDB, outSQS := countedClients(ddbURL, sqsURL, outC)
+	healthDDB, _ := countedClients(ddbURL, sqsURL, healthC)
 	_, esmSQS := countedClients(ddbURL, sqsURL, esmC)
 
 	// The token reads go through a client of their own, so the cached token check is
@@ -163,7 +180,8 @@ func countCalls(ctx context.Context, ddbURL, sqsURL string, res Resources, concu
 	if err := tokens.PutToken(ctx, tok); err != nil {
 		return out, err
 	}
-	in := &timedInbound{h: inbound.New(dynamo.New(inDDB, res.Table), sqsfifo.New(inSQS, res.QueueURL, ""), token.NewTable(tokens, time.Minute), inbound.Config{}, jsonLog())}
+	in := &timedInbound{h: inbound.New(dynamo.New(inDDB, res.Table), sqsfifo.New(inSQS, res.QueueURL, ""), token.NewTable(tokens, time.Minute),
+		inbound.Config{Metrics: metrics.Recorder{On: true}}, jsonLog())}
 	api := httptest.NewServer(in)
 	defer api.Close()
 
@@ -172,27 +190,35 @@ func countCalls(ctx context.Context, ddbURL, sqsURL string, res Resources, concu
 		return out, err
 	}
 	defer receiver.Close()
+	r := envvar.New(func(string) string { return "" })
+	settings := delivery.ConfigFromEnv(r)
+	if err := r.Err(); err != nil {
+		return out, err
+	}
 	signer, _ := webhook.NewSigner("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-	sender, err := webhook.NewSender(webhook.Config{URL: receiver.URL, Timeout: 10 * time.Second, Signer: signer})
+	sender, err := webhook.NewSender(webhook.Config{URL: receiver.URL, Timeout: settings.SendTimeout, Signer: signer})
 	if err != nil {
 		return out, err
 	}
-	ch := &delivery.Channel{ID: message.DefaultChannel, Bot: bot.Echo{}, BotTimeout: delivery.DefaultBotTimeout, Sender: sender,
-		SendTimeout: 10 * time.Second, Policy: delivery.DefaultPolicy}
-	dh := delivery.New(dynamo.New(outDDB, res.Table), sqsfifo.New(outSQS, res.QueueURL, res.DeadLetterQueueURL), delivery.Single(ch), delivery.Config{}, jsonLog())
+	store := dynamo.New(outDDB, res.Table)
+	def := &delivery.Channel{ID: message.DefaultChannel, Bot: bot.Echo{}, BotTimeout: settings.BotTimeout, Sender: sender, SendTimeout: settings.SendTimeout,
+		Policy: settings.Policy, Limiter: delivery.NewLimiter(settings.RateLimit)}
+	channels := channel.NewRegistry(def, store, channel.Builder{Settings: settings, History: store})
+	dh := delivery.New(healthApart{store, dynamo.New(healthDDB, res.Table)}, sqsfifo.New(outSQS, res.QueueURL, res.DeadLetterQueueURL), channels,
+		delivery.Config{HistoryTTL: settings.HistoryTTL, Disable: settings.Disable, Metrics: metrics.Recorder{On: true}}, jsonLog())
 	mapping := &esm{queue: sqsfifo.New(esmSQS, res.QueueURL, ""), client: esmSQS, url: res.QueueURL, h: dh,
-		timeout: delivery.FunctionTimeout(delivery.DefaultBotTimeout)}
+		timeout: delivery.FunctionTimeout(settings.BotTimeout)}
 	pollCtx, stop := context.WithCancel(ctx)
 	polled := make(chan struct{})
 	go func() { mapping.run(pollCtx, ESMPollers); close(polled) }()
 
 	tokC.Reset() // the token's PutItem is set-up, not traffic
 	load := Load{URL: api.URL, Token: plain, Receiver: receiver, Concurrency: concurrency, Duration: d, RunID: fmt.Sprintf("count%d-%d", concurrency, time.Now().UnixNano())}
-	r := load.Run(ctx)
+	lr := load.Run(ctx)
 	stop()
 	<-polled
-	if r.Failed+r.Lost > 0 {
-		return out, fmt.Errorf("counted run: %d failed, %d lost: %s", r.Failed, r.Lost, r.FirstError)
+	if lr.Failed+lr.Lost > 0 {
+		return out, fmt.Errorf("counted run: %d failed, %d lost: %s", lr.Failed, lr.Lost, lr.FirstError)
 	}
 	in.mu.Lock()
 	out.Messages, out.InboundDurs = len(in.durs), in.durs
@@ -211,7 +237,7 @@ func countCalls(ctx context.Context, ddbURL, sqsURL string, res Resources, concu
 	u := Usage{HTTPRequests: 1, InboundInvocations: 1, MemoryMB: DeployedMemoryMB,
 		InboundBilled: meanBilled(out.InboundDurs), DeliveryBilled: meanBilled(out.DeliveryBatches),
 		DeliveryInvocations: float64(len(out.DeliveryBatches)) / n}
-	for caller, c := range map[string]*awscount.Counter{CallerInbound: inC, CallerToken: tokC, CallerDelivery: outC, CallerESM: esmC} {
+	for caller, c := range map[string]*awscount.Counter{CallerInbound: inC, CallerToken: tokC, CallerDelivery: outC, CallerHealth: healthC, CallerESM: esmC} {
 		counts := c.Counts()
 		for _, op := range counts.Ops() {
 			s := counts[op]

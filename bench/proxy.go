@@ -27,15 +27,10 @@ import (
 // wait — which it answers at once — then for as many more as the queue reports
 // visible, without waiting, and answers with all of them.
 //
-// With GroupLock, it also gives local-aws-sqs the FIFO group lock it lacks: SQS hands
-// out none of a message group's messages while one of them is in flight (received,
-// neither deleted nor visible again), so a conversation's turns never run at the same
-// time. local-aws-sqs hands out any visible message. The proxy remembers the groups
-// in flight — by receipt handle, until the message is deleted, made visible again or
-// its visibility timeout runs out — and a message of such a group that a receive
-// returns is kept back: made invisible until the group is free, then visible at once.
-// The emulator keeps its messages in the order they were sent and hands them out in
-// that order, so a group's messages still come in order.
+// With GroupLock, it also gives local-aws-sqs the FIFO group semantics it lacks
+// (see grouplock.go): SQS hands out a message group's messages only in the order they
+// were sent and none while one of them is in flight, so a conversation's turns never
+// run at the same time or out of order. local-aws-sqs hands out any visible message.
 type Proxy struct {
 	URL         string
 	FixLongPoll bool
@@ -66,6 +61,7 @@ func (p *Proxy) SetTarget(target string) {
 	p.mu.Lock()
 	p.target = target
 	p.mu.Unlock()
+	p.locks.reset()
 	p.client.CloseIdleConnections()
 }
 
@@ -89,19 +85,40 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var header http.Header
 	var out []byte
 	op := r.Header.Get("X-Amz-Target")
+	ctx := r.Context()
+	if p.GroupLock {
+		// A caller gone in the middle of a call (a process killed) must not leave the
+		// emulator and the lock disagreeing: messages the emulator handed out are in
+		// flight, as SQS counts them, whether or not anyone reads the answer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if op == "AmazonSQS.ReceiveMessage" {
+			body = askGroup(body)
+		}
+	}
+	if p.GroupLock && (op == "AmazonSQS.SendMessage" || op == "AmazonSQS.SendMessageBatch") {
+		// One send at a time, noted before the next: the order the proxy notes is then
+		// the order the emulator keeps.
+		p.locks.sendMu.Lock()
+		defer p.locks.sendMu.Unlock()
+	}
 	if p.FixLongPoll && op == "AmazonSQS.ReceiveMessage" {
-		status, header, out, err = p.receive(r, target, body)
+		status, header, out, err = p.receive(ctx, r, target, body)
 	} else {
-		status, header, out, err = p.forward(r.Context(), r, target, body)
+		status, header, out, err = p.forward(ctx, r, target, body)
 	}
 	if err != nil {
 		drop(w)
 		return
 	}
 	if p.GroupLock && status == 200 {
-		if op == "AmazonSQS.ReceiveMessage" {
+		switch op {
+		case "AmazonSQS.ReceiveMessage":
 			out = p.lockGroups(r, target, body, out)
-		} else {
+		case "AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch":
+			p.sent(op, body, out)
+		default:
 			p.release(r, target, op, body)
 		}
 	}
@@ -151,10 +168,10 @@ type receiveOut struct {
 	Messages []json.RawMessage `json:"Messages,omitempty"`
 }
 
-func (p *Proxy) receive(r *http.Request, target string, body []byte) (int, http.Header, []byte, error) {
+func (p *Proxy) receive(ctx context.Context, r *http.Request, target string, body []byte) (int, http.Header, []byte, error) {
 	var in map[string]any
 	if json.Unmarshal(body, &in) != nil {
-		return p.forward(r.Context(), r, target, body)
+		return p.forward(ctx, r, target, body)
 	}
 	want := 1
 	if v, ok := in["MaxNumberOfMessages"].(float64); ok && v >= 1 {
@@ -164,7 +181,7 @@ func (p *Proxy) receive(r *http.Request, target string, body []byte) (int, http.
 		in["MaxNumberOfMessages"] = n
 		in["WaitTimeSeconds"] = wait
 		b, _ := json.Marshal(in)
-		status, header, out, err := p.forward(r.Context(), r, target, b)
+		status, header, out, err := p.forward(ctx, r, target, b)
 		if err != nil || status != 200 {
 			return status, header, out, nil, err
 		}
@@ -179,7 +196,7 @@ func (p *Proxy) receive(r *http.Request, target string, body []byte) (int, http.
 		return status, header, out, err
 	}
 	for len(msgs) < want {
-		visible := p.visible(r, target, in["QueueUrl"])
+		visible := p.visible(ctx, r, target, in["QueueUrl"])
 		if visible == 0 {
 			break
 		}
@@ -195,11 +212,11 @@ func (p *Proxy) receive(r *http.Request, target string, body []byte) (int, http.
 
 // visible asks the emulator how many messages the queue holds visible. Its
 // ApproximateNumberOfMessages counts the messages in flight too (SQS's does not).
-func (p *Proxy) visible(r *http.Request, target string, queueURL any) int {
+func (p *Proxy) visible(ctx context.Context, r *http.Request, target string, queueURL any) int {
 	b, _ := json.Marshal(map[string]any{"QueueUrl": queueURL, "AttributeNames": []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}})
-	req := r.Clone(r.Context())
+	req := r.Clone(ctx)
 	req.Header.Set("X-Amz-Target", "AmazonSQS.GetQueueAttributes")
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	status, _, out, err := p.forward(ctx, req, target, b)
 	if err != nil || status != 200 {
@@ -216,176 +233,6 @@ func (p *Proxy) visible(r *http.Request, target string, queueURL any) int {
 	return max(all-inFlight, 0)
 }
 
-// groupLocks are the FIFO groups in flight, for GroupLock.
-type groupLocks struct {
-	mu         sync.Mutex
-	held       map[string]map[string]heldMsg // group -> receipt handle -> the message in flight
-	group      map[string]string             // receipt handle -> group
-	parked     map[string][]parked           // group -> messages kept back
-	visibility map[string]time.Duration      // queue URL -> its visibility timeout
-}
-
-type parked struct{ queueURL, receipt string }
-
-// heldMsg is a message in flight: until when, by the proxy's clock.
-type heldMsg struct {
-	id    string
-	until time.Time
-}
-
-// inFlight reports whether group has a message in flight at now, forgetting those whose
-// visibility ran out; called with mu held.
-func (g *groupLocks) inFlight(group string, now time.Time) bool {
-	for receipt, h := range g.held[group] {
-		if !now.Before(h.until) {
-			delete(g.held[group], receipt)
-			delete(g.group, receipt)
-		}
-	}
-	return len(g.held[group]) > 0
-}
-
-// lockGroups takes a receive's answer, locks the groups it hands out and keeps back
-// the messages of groups already in flight.
-func (p *Proxy) lockGroups(r *http.Request, target string, reqBody, out []byte) []byte {
-	var in struct {
-		QueueURL          string `json:"QueueUrl"`
-		VisibilityTimeout int    `json:"VisibilityTimeout"`
-	}
-	var ro receiveOut
-	if json.Unmarshal(reqBody, &in) != nil || len(bytes.TrimSpace(out)) == 0 || json.Unmarshal(out, &ro) != nil || len(ro.Messages) == 0 {
-		return out
-	}
-	visibility := time.Duration(in.VisibilityTimeout) * time.Second
-	if visibility <= 0 {
-		visibility = p.queueVisibility(r, target, in.QueueURL)
-	}
-	now := time.Now()
-	g := &p.locks
-	g.mu.Lock()
-	if g.held == nil {
-		g.held, g.group, g.parked = map[string]map[string]heldMsg{}, map[string]string{}, map[string][]parked{}
-	}
-	busy := map[string]bool{}
-	var kept []json.RawMessage
-	type hold struct {
-		receipt string
-		d       time.Duration
-	}
-	var holds []hold
-	for _, raw := range ro.Messages {
-		var m struct {
-			MessageID     string            `json:"MessageId"`
-			ReceiptHandle string            `json:"ReceiptHandle"`
-			Attributes    map[string]string `json:"Attributes"`
-		}
-		_ = json.Unmarshal(raw, &m)
-		group := m.Attributes["MessageGroupId"]
-		if group == "" || m.ReceiptHandle == "" {
-			kept = append(kept, raw)
-			continue
-		}
-		// The message in flight handed out again: its visibility ran out by the
-		// emulator's clock, a moment before the proxy's. It is the group's head.
-		for receipt, h := range g.held[group] {
-			if h.id == m.MessageID {
-				delete(g.held[group], receipt)
-				delete(g.group, receipt)
-			}
-		}
-		b, seen := busy[group]
-		if !seen {
-			b = g.inFlight(group, now)
-			busy[group] = b
-		}
-		if b {
-			// Kept back until the group's last message in flight is due back.
-			var until time.Time
-			for _, h := range g.held[group] {
-				until = maxTime(until, h.until)
-			}
-			holds = append(holds, hold{m.ReceiptHandle, until.Sub(now)})
-			g.parked[group] = append(g.parked[group], parked{in.QueueURL, m.ReceiptHandle})
-			continue
-		}
-		if g.held[group] == nil {
-			g.held[group] = map[string]heldMsg{}
-		}
-		g.held[group][m.ReceiptHandle] = heldMsg{m.MessageID, now.Add(visibility)}
-		g.group[m.ReceiptHandle] = group
-		kept = append(kept, raw)
-	}
-	g.mu.Unlock()
-	for _, h := range holds {
-		p.changeVisibility(r, target, in.QueueURL, h.receipt, h.d)
-	}
-	if len(kept) == len(ro.Messages) {
-		return out
-	}
-	b, _ := json.Marshal(receiveOut{Messages: kept})
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// release notes deletes and visibility changes: a group whose last message in flight
-// is deleted or made visible is free, and its messages kept back are made visible.
-func (p *Proxy) release(r *http.Request, target, op string, body []byte) {
-	type entry struct {
-		ReceiptHandle     string `json:"ReceiptHandle"`
-		VisibilityTimeout *int   `json:"VisibilityTimeout"`
-	}
-	var in struct {
-		entry
-		Entries []entry `json:"Entries"`
-	}
-	switch op {
-	case "AmazonSQS.DeleteMessage", "AmazonSQS.ChangeMessageVisibility":
-		if json.Unmarshal(body, &in) != nil {
-			return
-		}
-		in.Entries = []entry{in.entry}
-	case "AmazonSQS.DeleteMessageBatch", "AmazonSQS.ChangeMessageVisibilityBatch":
-		if json.Unmarshal(body, &in) != nil {
-			return
-		}
-	default:
-		return
-	}
-	now := time.Now()
-	g := &p.locks
-	g.mu.Lock()
-	var wake []parked
-	for _, e := range in.Entries {
-		group, ok := g.group[e.ReceiptHandle]
-		if !ok {
-			continue
-		}
-		if e.VisibilityTimeout != nil && *e.VisibilityTimeout > 0 {
-			h := g.held[group][e.ReceiptHandle]
-			h.until = now.Add(time.Duration(*e.VisibilityTimeout) * time.Second)
-			g.held[group][e.ReceiptHandle] = h
-			continue
-		}
-		delete(g.held[group], e.ReceiptHandle)
-		delete(g.group, e.ReceiptHandle)
-		if !g.inFlight(group, now) {
-			wake = append(wake, g.parked[group]...)
-			delete(g.parked, group)
-			delete(g.held, group)
-		}
-	}
-	g.mu.Unlock()
-	for _, w := range wake {
-		p.changeVisibility(r, target, w.queueURL, w.receipt, 0)
-	}
-}
-
 // changeVisibility sets a message's visibility timeout on the emulator, rounded up to
 // the second; a receipt that no longer holds (the message came back meanwhile) is
 // ignored.
@@ -399,20 +246,13 @@ func (p *Proxy) changeVisibility(r *http.Request, target, queueURL, receipt stri
 	_, _, _, _ = p.forward(ctx, req, target, b)
 }
 
-// queueVisibility is a queue's visibility timeout, asked once.
-func (p *Proxy) queueVisibility(r *http.Request, target, queueURL string) time.Duration {
-	g := &p.locks
-	g.mu.Lock()
-	v, ok := g.visibility[queueURL]
-	g.mu.Unlock()
-	if ok {
-		return v
-	}
-	v = 30 * time.Second
+// askVisibility asks the emulator for a queue's visibility timeout; 30s when it
+// cannot tell.
+func (p *Proxy) askVisibility(r *http.Request, target, queueURL string) time.Duration {
 	b, _ := json.Marshal(map[string]any{"QueueUrl": queueURL, "AttributeNames": []string{"VisibilityTimeout"}})
-	req := r.Clone(r.Context())
+	req := r.Clone(context.WithoutCancel(r.Context()))
 	req.Header.Set("X-Amz-Target", "AmazonSQS.GetQueueAttributes")
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if status, _, out, err := p.forward(ctx, req, target, b); err == nil && status == 200 {
 		var res struct {
@@ -420,15 +260,31 @@ func (p *Proxy) queueVisibility(r *http.Request, target, queueURL string) time.D
 		}
 		if json.Unmarshal(out, &res) == nil {
 			if n, err := strconv.Atoi(res.Attributes["VisibilityTimeout"]); err == nil {
-				v = time.Duration(n) * time.Second
+				return time.Duration(n) * time.Second
 			}
 		}
 	}
-	g.mu.Lock()
-	if g.visibility == nil {
-		g.visibility = map[string]time.Duration{}
+	return 30 * time.Second
+}
+
+// askGroup adds MessageGroupId to the attributes a receive asks for, under the
+// deprecated name local-aws-sqs reads, so the lock sees each message's group whatever
+// the caller asked.
+func askGroup(body []byte) []byte {
+	var in map[string]any
+	if json.Unmarshal(body, &in) != nil {
+		return body
 	}
-	g.visibility[queueURL] = v
-	g.mu.Unlock()
-	return v
+	names, _ := in["AttributeNames"].([]any)
+	for _, n := range names {
+		if n == "All" || n == "MessageGroupId" {
+			return body
+		}
+	}
+	in["AttributeNames"] = append(names, "MessageGroupId")
+	b, err := json.Marshal(in)
+	if err != nil {
+		return body
+	}
+	return b
 }

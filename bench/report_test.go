@@ -19,12 +19,6 @@ import (
 	"github.com/parley-chat/parley/shared/runtimeapi"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	emulator.StopAll()
-	os.Exit(code)
-}
-
 // envInt reads a positive whole number from the environment, or def.
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)

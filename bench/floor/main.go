@@ -174,6 +174,10 @@ func (f *floor) poll(ctx context.Context, n int) {
 		out, err := f.sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &f.queueURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
+			// The deprecated field too: local-aws-sqs reads only that one, and without the
+			// group every batch would run as one conversation, one turn after another.
+			//lint:ignore SA1019 local-aws-sqs returns system attributes only for the deprecated field.
+			AttributeNames: []sqstypes.QueueAttributeName{"MessageGroupId"},
 		})
 		if err != nil || len(out.Messages) == 0 {
 			<-slots

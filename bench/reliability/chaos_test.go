@@ -19,13 +19,14 @@ import (
 
 // TestReceiverChaos: the local stack delivers to a receiver that answers 5xx half the
 // time, stalls past the delivery timeout, answers 429 with Retry-After, rejects a few
-// messages for good (400), and goes away entirely for a while (connections refused).
+// messages every time (400: retried like any non-2xx, so their turns are dead-lettered
+// when the budget ends), and goes away entirely for a while (connections refused).
 // Every bot message must end up delivered (each webhook id seen, in order within its
 // conversation) or its turn in the dead-letter queue, with nothing missing. The order
 // is checked here, on the embedded queue, which has SQS FIFO's group lock.
 func TestReceiverChaos(t *testing.T) {
 	m := scenario(t)
-	convs, perConv := pick(m, 10, 20), pick(m, 10, 25)
+	convs, perConv := pick(m, 10, 20), pick(m, 6, 25)
 	pace := pick(m, 100*time.Millisecond, 200*time.Millisecond)
 	outageAt, outage := pick(m, 500*time.Millisecond, 2*time.Second), pick(m, 5*time.Second, 30*time.Second)
 	policy := map[string]string{ // a budget that outlasts the outage: ~13 s short, ~68 s full

@@ -25,6 +25,7 @@ type roleProc struct {
 	mu                  sync.Mutex
 	p                   *bench.Proc
 	starts, kills       int
+	killedAt            []time.Time
 }
 
 func (r *roleProc) start(t *testing.T) {
@@ -50,6 +51,7 @@ func (r *roleProc) kill() {
 	r.mu.Lock()
 	p := r.p
 	r.kills++
+	r.killedAt = append(r.killedAt, time.Now())
 	r.mu.Unlock()
 	p.Kill()
 }
@@ -73,7 +75,11 @@ func (r *roleProc) stop() {
 // arriving twice under the same id is allowed (at least once).
 func TestCrashes(t *testing.T) {
 	m := scenario(t)
-	clients, loadFor := pick(m, 8, 16), pick(m, 20*time.Second, 60*time.Second)
+	clients, loadFor := pick(m, 8, 16), pick(m, 15*time.Second, 60*time.Second)
+	// Each client sends a message every pace: several of a conversation's turns wait in
+	// the queue at once, which is what the order is checked on, but the backlog stays
+	// small enough to drain.
+	pace := pick(m, 40*time.Millisecond, 25*time.Millisecond)
 	parts := onEmulators(t, "crash", 5)
 	bin := parleyCLI(t)
 	rcv := newReceiver(t)
@@ -86,7 +92,7 @@ func TestCrashes(t *testing.T) {
 	common := append(bench.BaseEnv(parts.Env()...), "PARLEY_TOKEN="+tok, "PARLEY_SIGNING_SECRET="+secret,
 		"PARLEY_RESPONSE_ENDPOINT_URL="+rcv.URL, "PARLEY_BOT_TIMEOUT=1s", "PARLEY_DELIVERY_TIMEOUT=2s",
 		"PARLEY_RETRY_MIN_DELAY=1s", "PARLEY_RETRY_MAX_DELAY=2s", "PARLEY_MAX_ATTEMPTS=20")
-	logs := t.TempDir()
+	logs := logDir(t)
 	in := &roleProc{role: "inbound", bin: bin, log: filepath.Join(logs, "inbound.log"), url: "http://" + addr + "/",
 		env: append(append([]string(nil), common...), portEnv, "PARLEY_DEV_ROLE=inbound")}
 	out := &roleProc{role: "delivery", bin: bin, log: filepath.Join(logs, "delivery.log"),
@@ -161,6 +167,7 @@ func TestCrashes(t *testing.T) {
 					}
 					time.Sleep(200 * time.Millisecond)
 				}
+				time.Sleep(pace)
 			}
 		}()
 	}
@@ -194,6 +201,23 @@ func TestCrashes(t *testing.T) {
 	time.Sleep(3 * time.Second) // time for late copies to show
 	settled()
 	tl := count(expected, rcv.acked(), dead, order)
+	if len(tl.OrderBreaks) > 0 {
+		// What happened around the first break: the conversation's arrivals, and the kills.
+		conv, _, _ := strings.Cut(tl.OrderBreaks[0], ":")
+		t0 := loadEnd.Add(-loadFor)
+		var kills []string
+		for _, r := range []*roleProc{in, out} {
+			for _, at := range r.killedAt {
+				kills = append(kills, fmt.Sprintf("%s at +%s", r.role, at.Sub(t0).Round(time.Millisecond)))
+			}
+		}
+		t.Logf("kills: %v", kills)
+		for _, d := range rcv.all() {
+			if d.Conversation == conv && d.At.Sub(t0) < 30*time.Second {
+				t.Logf("  +%s %s answering %s: %d", d.At.Sub(t0).Round(time.Millisecond), d.ID, d.InReplyTo, d.Status)
+			}
+		}
+	}
 
 	summarize(t, "killed inbound %d× and delivery %d× (SIGKILL) during %s of load by %d clients → POST answers %v; %d messages accepted; %s; settled %s after the load (order checked: local-aws-sqs behind the group-locking proxy)",
 		in.kills, out.kills, loadTook.Round(time.Second), clients, outcomes, len(expected), tl, settleTook.Round(time.Second))

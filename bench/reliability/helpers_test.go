@@ -4,6 +4,10 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/parley-chat/parley/shared/message"
 )
 
 // The helpers the scenarios judge with must be able to fail; these run under plain
@@ -58,5 +62,25 @@ func TestCount(t *testing.T) {
 	if tl.Delivered != 2 || tl.DeadLettered != 1 || len(tl.Missing) != 1 || tl.Missing[0] != d || tl.Redelivered != 2 ||
 		len(tl.DifferentIDs) != 1 || len(tl.NotDerived) != 1 || len(tl.Changed) != 1 || len(tl.Unexpected) != 1 || len(tl.OrderBreaks) != 1 {
 		t.Errorf("count = %+v", tl)
+	}
+}
+
+// A dead-lettered turn stands for its replies' webhook ids, and its reason is counted.
+func TestDeadJobs(t *testing.T) {
+	in := message.Inbound{UserID: "u", MessageID: "m1", ConversationID: "c1", Type: "text", Text: "hi", Payload: []byte(`{"text":"hi"}`)}
+	body, err := message.EncodeJob(message.TurnJob(message.NewTurn(message.DefaultChannel, in), time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := "gave up after 3 attempts: http 500"
+	ids, reasons := deadJobs([]events.SQSMessage{
+		{Body: string(body), MessageAttributes: map[string]events.SQSMessageAttribute{message.AttrFailureReason: {StringValue: &reason}}},
+		{Body: "not a job"},
+	}, 2)
+	if len(ids) != 2 || !ids[replyRef("c1", "m1", 0)] || !ids[replyRef("c1", "m1", 1)] {
+		t.Errorf("ids = %v", ids)
+	}
+	if reasons["gave up after 3 attempts: http 500"] != 1 || reasons["(none: the queue's redrive policy)"] != 1 {
+		t.Errorf("reasons = %v", reasons)
 	}
 }

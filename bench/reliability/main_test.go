@@ -91,6 +91,21 @@ func summarize(t *testing.T, format string, args ...any) {
 	summaryMu.Unlock()
 }
 
+// logDir is where a scenario's processes write their logs: a temporary folder, or one
+// under PARLEY_RELIABILITY_LOGS, kept, to read after a failure.
+func logDir(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("PARLEY_RELIABILITY_LOGS")
+	if root == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // parleyCLI builds cmd/parley once per run and returns the binary.
 func parleyCLI(t *testing.T) string {
 	t.Helper()
@@ -287,7 +302,8 @@ func count(expected map[string]string, acked []arrival, dead map[string]bool, or
 				continue // dead-lettered: the next ones may pass it
 			}
 			if at.Before(last) {
-				tl.OrderBreaks = append(tl.OrderBreaks, fmt.Sprintf("%s: %s arrived before %s", conv, id, lastID))
+				tl.OrderBreaks = append(tl.OrderBreaks, fmt.Sprintf("%s: %s (answering %s) arrived %s before %s (answering %s)",
+					conv, id, expected[id], last.Sub(at).Round(time.Millisecond), lastID, expected[lastID]))
 			}
 			last, lastID = at, id
 		}

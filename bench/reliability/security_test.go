@@ -97,7 +97,7 @@ func TestSecurity(t *testing.T) {
 	addr, portEnv := bench.Port(port)
 	common := append(bench.BaseEnv(parts.Env()...), "PARLEY_TOKEN="+staticToken, "PARLEY_SIGNING_SECRET="+secret,
 		"PARLEY_RESPONSE_ENDPOINT_URL="+rcv.URL, "PARLEY_RETRY_MIN_DELAY=1s", "PARLEY_RETRY_MAX_DELAY=1s", "PARLEY_MAX_ATTEMPTS=3")
-	logs := t.TempDir()
+	logs := logDir(t)
 	in := &roleProc{role: "inbound", bin: bin, log: filepath.Join(logs, "inbound.log"), url: "http://" + addr + "/",
 		env: append(append([]string(nil), common...), portEnv, "PARLEY_DEV_ROLE=inbound")}
 	outp := &roleProc{role: "delivery", bin: bin, log: filepath.Join(logs, "delivery.log"),

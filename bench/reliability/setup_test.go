@@ -3,8 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,9 +94,6 @@ func channel(t *testing.T, b delivery.Bot, url, secret string, policy delivery.P
 func replyRef(conv, messageID string, index int) string {
 	return message.ReplyRef(message.DefaultChannel, conv, messageID, index)
 }
-
-// discardLog is a logger that keeps nothing.
-func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // getenvMap turns a map into a getenv.
 func getenvMap(m map[string]string) func(string) string {

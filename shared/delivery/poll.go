@@ -23,7 +23,7 @@ type PollConfig struct {
 	// worker would take the same conversation. Default FunctionTimeout(DefaultBotTimeout).
 	Budget time.Duration
 	// Batches is how many batches may run at once. A batch whose receiver hangs holds
-	// a slot, not a worker: the other conversations keep being received. Default 64.
+	// a slot, not a worker: the other conversations keep being received. Default 256.
 	Batches int
 }
 
@@ -36,7 +36,7 @@ func Poll(ctx context.Context, src Source, h *Handler, cfg PollConfig, log *slog
 		cfg.Budget = FunctionTimeout(DefaultBotTimeout)
 	}
 	if cfg.Batches <= 0 {
-		cfg.Batches = 64
+		cfg.Batches = 256
 	}
 	slots := make(chan struct{}, cfg.Batches)
 	var running sync.WaitGroup
