@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GOARCH_LAMBDA ?= arm64
 FUNCTIONS     := inbound delivery
 BUILD_FLAGS   := -tags lambda.norpc -trimpath -ldflags "-s -w"
-EMULATORS     := shared/emulator/npm
+EMULATORS     := shared/testkit/emulator/npm
 FUZZTIME      ?= 30s
 
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1

@@ -4,7 +4,7 @@
 // message one conditional write and one send, per turn one write and one POST per
 // reply, deletes in batches — with the CPU time each process spent per message; the
 // POST's latency with a bot that takes 2 s; the AWS calls and write units per message
-// counted on the real adapters by function (shared/awscount); the cost per million
+// counted on the real adapters by function (bench/awscount); the cost per million
 // messages at list prices; and the Lambda bootstraps' size and init time.
 //
 // `make bench` runs it all and writes BENCHMARKS.md; see bench/rules.mk. The

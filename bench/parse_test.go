@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/shared/awscount"
+	"github.com/parley-chat/parley/bench/awscount"
 )
 
 func TestParseMicro(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 )
 
 func TestMain(m *testing.M) {

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/shared/awscount"
+	"github.com/parley-chat/parley/bench/awscount"
 )
 
 // Micro is one microbenchmark: the medians over its -count runs.
@@ -449,7 +449,7 @@ func (r *Report) Markdown() string {
 	for _, bin := range r.Binaries {
 		p("| %s | %s | %.2f MB | %.2f MB | %s |\n", bin.Function, bin.Arch, float64(bin.Bytes)/1e6, float64(bin.ZipBytes)/1e6, fmtDur(bin.InitP50))
 	}
-	p("\nSizes are of `make size`'s binaries (`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`). Init is from process start to the first Runtime API `GET /runtime/invocation/next`, on a loopback Runtime API (`shared/runtimeapi`), with the same build flags for this machine's architecture; the delivery function's Secrets Manager read (one call per cold start in AWS) is not part of it here. Lambda's own cold start adds the sandbox and the download.\n")
+	p("\nSizes are of `make size`'s binaries (`-tags lambda.norpc -trimpath -ldflags \"-s -w\"`). Init is from process start to the first Runtime API `GET /runtime/invocation/next`, on a loopback Runtime API (`shared/testkit/runtimeapi`), with the same build flags for this machine's architecture; the delivery function's Secrets Manager read (one call per cold start in AWS) is not part of it here. Lambda's own cold start adds the sandbox and the download.\n")
 	if len(r.Notes) > 0 {
 		p("\n## Notes\n\n")
 		for _, n := range r.Notes {
@@ -563,7 +563,7 @@ func (r *Report) slowBots(p func(string, ...any)) {
 func (r *Report) calls(p func(string, ...any)) {
 	for _, c := range r.Counted {
 		p("## AWS calls per accepted message (c = %d)\n\n", c.Concurrency)
-		p("Counted by `shared/awscount` on the SDK clients of the real adapters, wired as `functions/inbound` and `functions/delivery` wire them (the echo bot: one reply per message; signed webhooks), over %d messages in a closed loop at concurrency %d on DynamoDB Local and local-aws-sqs; a stand-in for the event source mapping (%d pollers) invokes the delivery handler with what it receives. Calls the mapping makes in AWS are listed apart: the functions do not make them.\n\n",
+		p("Counted by `bench/awscount` on the SDK clients of the real adapters, wired as `functions/inbound` and `functions/delivery` wire them (the echo bot: one reply per message; signed webhooks), over %d messages in a closed loop at concurrency %d on DynamoDB Local and local-aws-sqs; a stand-in for the event source mapping (%d pollers) invokes the delivery handler with what it receives. Calls the mapping makes in AWS are listed apart: the functions do not make them.\n\n",
 			c.Messages, c.Concurrency, ESMPollers)
 		p("| made by | operation | calls/msg | requests/msg | WRU/msg reported | WRU/msg from item sizes | RRU/msg | mean time/call |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 		n := float64(max(c.Messages, 1))

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/shared/emulator"
-	"github.com/parley-chat/parley/shared/runtimeapi"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
+	"github.com/parley-chat/parley/shared/testkit/runtimeapi"
 )
 
 // envInt reads a positive whole number from the environment, or def.
@@ -85,7 +86,7 @@ func TestReport(t *testing.T) {
 	bin := t.TempDir()
 	parley, floorBin := filepath.Join(bin, "parley"), filepath.Join(bin, "floor")
 	for pkg, out := range map[string]string{"./cmd/parley": parley, "./bench/floor": floorBin} {
-		if err := GoBuild(ctx, pkg, out); err != nil {
+		if err := proc.GoBuild(ctx, "", pkg, out, []string{"-trimpath"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,13 +180,14 @@ func TestReport(t *testing.T) {
 			r.E2E = append(r.E2E, E2E{System: s.Name, Concurrency: c})
 		}
 	}
-	start := func(s system, extra ...string) (*Proc, string) {
-		port, err := FreePort()
+	start := func(s system, extra ...string) (*proc.Proc, string) {
+		port, err := proc.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr, portEnv := Port(port)
-		p, err := StartProc(s.Name, s.bin, s.args, s.env(portEnv, extra...), filepath.Join(logs, strings.ReplaceAll(s.Name, " ", "-")+".log"))
+		p, err := proc.Start(proc.Spec{Name: s.Name, Bin: s.bin, Args: s.args, Env: s.env(portEnv, extra...),
+			Log: filepath.Join(logs, strings.ReplaceAll(s.Name, " ", "-")+".log")})
 		if err == nil {
 			t.Logf("started %s (pid %d) on %s", s.Name, p.Pid(), addr)
 		}
@@ -306,7 +308,7 @@ func TestReport(t *testing.T) {
 // bootstraps reads the size of `make build`'s bootstraps and measures the init time of
 // the same code built for this machine: process start to the first Runtime API next.
 func bootstraps(t *testing.T, buildDir string) []Binary {
-	root, err := ModuleRoot()
+	root, err := proc.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

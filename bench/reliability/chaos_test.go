@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/bench"
 	"github.com/parley-chat/parley/shared/devstack"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // TestReceiverChaos: the local stack delivers to a receiver that answers 5xx half the
@@ -78,7 +79,7 @@ func TestReceiverChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs proc.Buffer
 	s, err := devstack.Start(cfg, &logs, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

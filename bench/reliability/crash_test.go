@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-chat/parley/bench"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // roleProc keeps one role of the split local stack running, restartable.
@@ -23,14 +24,14 @@ type roleProc struct {
 	role, bin, log, url string
 	env                 []string
 	mu                  sync.Mutex
-	p                   *bench.Proc
+	p                   *proc.Proc
 	starts, kills       int
 	killedAt            []time.Time
 }
 
 func (r *roleProc) start(t *testing.T) {
 	t.Helper()
-	p, err := bench.StartProc("parley dev ("+r.role+")", r.bin, []string{"dev"}, r.env, r.log)
+	p, err := proc.Start(proc.Spec{Name: "parley dev (" + r.role + ")", Bin: r.bin, Args: []string{"dev"}, Env: r.env, Log: r.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestCrashes(t *testing.T) {
 	bin := parleyCLI(t)
 	rcv := newReceiver(t)
 	const tok, secret = "prly_crash-token-91ab", "whsec_Y3Jhc2gtc2VjcmV0LWtleS0wOTg3NjU0MzIxZmVkY2Jh"
-	port, err := bench.FreePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

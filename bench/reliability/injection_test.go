@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/shared/testkit/proc"
+
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/parley-chat/parley/bench"
@@ -120,7 +122,7 @@ func runInjection(t *testing.T, m mode, parts *awsParts, inj injection, convs, p
 	}
 	queue := sqsfifo.New(sq, queueURL, deadURL)
 	rcv := newReceiver(t)
-	var logs syncBuffer
+	var logs proc.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 
 	// Crashes: each place once per message (between replies: once after each reply but

@@ -24,9 +24,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/bench"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // summaries are the scenarios' one-line results, printed together at the end.
@@ -112,7 +112,7 @@ func parleyCLI(t *testing.T) string {
 	buildOnce.Do(func() {
 		builtDir, buildErr = os.MkdirTemp("", "parley-reliability-")
 		if buildErr == nil {
-			buildErr = bench.GoBuild(context.Background(), "./cmd/parley", filepath.Join(builtDir, "parley"))
+			buildErr = proc.GoBuild(context.Background(), "", "./cmd/parley", filepath.Join(builtDir, "parley"), []string{"-trimpath"})
 		}
 	})
 	if buildErr != nil {
@@ -427,24 +427,6 @@ func leaks(logs string, secrets map[string]string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // post sends one inbound message and returns the status, the headers and the body.

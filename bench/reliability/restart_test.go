@@ -15,7 +15,8 @@ import (
 	"github.com/parley-chat/parley/bench"
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // TestEmulatorRestart: the local stack runs on DynamoDB Local and local-aws-sqs, and
@@ -44,7 +45,7 @@ func TestEmulatorRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs proc.Buffer
 	s, err := devstack.Start(cfg, &logs, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -90,7 +91,7 @@ func TestSecurity(t *testing.T) {
 	}
 
 	// 1. The split local stack, two processes.
-	port, err := bench.FreePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestSecurity(t *testing.T) {
 	outp.start(t)
 
 	// 2. The handlers as the Lambdas wire them: the table's tokens, JSON logs.
-	var lambdaLogs syncBuffer
+	var lambdaLogs proc.Buffer
 	jsonLog := slog.New(slog.NewJSONHandler(&lambdaLogs, nil))
 	ddb, sq := parts.Clients()
 	store := dynamo.New(ddb, parts.Res.Table)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/parley-chat/parley/bench"
 	"github.com/parley-chat/parley/shared/delivery"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/token"
 )
 
@@ -36,7 +37,7 @@ func TestDuplicateStorm(t *testing.T) {
 	queue := sqsfifo.New(sq, parts.Res.QueueURL, parts.Res.DeadLetterQueueURL)
 	b := &countingBot{inner: bot.Echo{}}
 	const tok = "prly_storm-token"
-	var logs syncBuffer
+	var logs proc.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	api := httptest.NewServer(inbound.New(store, queue, token.NewStatic(tok), inbound.Config{}, log))
 	defer api.Close()

@@ -16,8 +16,8 @@ import (
 
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )

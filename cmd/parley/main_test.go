@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,11 +23,12 @@ import (
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -86,9 +86,11 @@ func TestEndpointCheck(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "disable") {
 		t.Errorf("check of a 410 endpoint = %v, want a warning that it would be disabled", err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + addr
 	if err := run(context.Background(), []string{"endpoint", "check", "--url", closed, "--timeout", "1s"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "retried") {
 		t.Errorf("check of a closed port = %v, want not reachable", err)
 	}

@@ -26,9 +26,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 )
 
 // update rewrites events/delivery-batch.json from the code:

@@ -13,7 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/shared/runtimeapi"
+	"github.com/parley-chat/parley/shared/testkit/runtimeapi"
 )
 
 // TestBootstrap builds the real bootstrap as Lambda gets it (for this machine's

@@ -30,11 +30,11 @@ import (
 
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
-	"github.com/parley-chat/parley/shared/runtimeapi"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/runtimeapi"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 

@@ -22,9 +22,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/shared/testkit/proc"
+
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/parley-chat/parley/shared/runtimeapi"
+	"github.com/parley-chat/parley/shared/testkit/runtimeapi"
 )
 
 // The official Lambda Runtime Interface Emulator — the Runtime API that AWS ships in
@@ -101,7 +103,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 
 		// One execution environment: the emulator starts the bootstrap on the first
 		// invocation and keeps it warm for the next.
-		kids := procChildren(p.cmd.Process.Pid)
+		kids := procChildren(p.Pid())
 		if len(kids) != 1 || !strings.HasSuffix(procCmdline(kids[0]), "bootstrap") {
 			t.Fatalf("after invocation %d the emulator's child processes are %v, want the bootstrap alone", i+1, procDescribe(kids))
 		}
@@ -120,7 +122,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 
 	// Nothing of the emulator or the function listens beyond loopback: the invoke API
 	// and the Runtime API, each where the test put it.
-	got, err := listeners(append([]int{p.cmd.Process.Pid}, p.runtimes...))
+	got, err := listeners(append([]int{p.Pid()}, p.runtimes...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Errorf("the emulator and the bootstrap listen on %v, want only %v (loopback)", got, want)
 	}
 
-	checkRIELogs(t, p.output, ids, answered)
+	checkRIELogs(t, p.Output, ids, answered)
 
 	// Stopped as a container is: SIGTERM, after which the emulator kills the
 	// bootstrap and exits 0. Nothing may be left running.
@@ -139,7 +141,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("the emulator stopped in %s", time.Since(start).Round(time.Millisecond))
-	for _, pid := range append([]int{p.cmd.Process.Pid}, p.runtimes...) {
+	for _, pid := range append([]int{p.Pid()}, p.runtimes...) {
 		if procAlive(pid) {
 			t.Errorf("process %d (%s) still running after the emulator stopped", pid, procCmdline(pid))
 		}
@@ -179,12 +181,9 @@ func buildRIE(ctx context.Context, gobin string) (string, error) {
 
 // rieProcess is aws-lambda-rie running one bootstrap.
 type rieProcess struct {
-	cmd                 *exec.Cmd
+	*proc.Proc
 	invokeAddr, apiAddr string // host:port of the invoke API and of the Runtime API
 	runtimes            []int  // pids of the bootstraps it started, for stop to check
-	out                 syncBuffer
-	exited              chan struct{}
-	err                 error // from Wait, set before exited is closed
 	stopOnce            sync.Once
 	stopErr             error
 }
@@ -195,45 +194,28 @@ type rieProcess struct {
 // bootstrap itself, on the first invocation.
 func startRIE(ctx context.Context, t *testing.T, rie, bin string, env map[string]string) *rieProcess {
 	t.Helper()
-	p := &rieProcess{exited: make(chan struct{})}
+	p := &rieProcess{}
 	// Its defaults are 0.0.0.0:8080 for the invoke API and 127.0.0.1:9001 for the
 	// Runtime API: set both.
-	p.invokeAddr, p.apiAddr = rieFreeAddr(t), rieFreeAddr(t)
-	p.cmd = exec.Command(rie,
-		"--runtime-interface-emulator-address", p.invokeAddr,
-		"--runtime-api-address", p.apiAddr,
-		"./bootstrap")
-	p.cmd.Dir = filepath.Dir(bin)
-	p.cmd.Env = append(processEnv(env, bin), "AWS_LAMBDA_FUNCTION_TIMEOUT="+rieTimeout)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", rie, err)
+	var err1, err2 error
+	p.invokeAddr, err1 = proc.FreeAddr()
+	p.apiAddr, err2 = proc.FreeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	var err error
+	p.Proc, err = proc.Start(proc.Spec{Name: "aws-lambda-rie", Bin: rie, Dir: filepath.Dir(bin),
+		Args: []string{"--runtime-interface-emulator-address", p.invokeAddr, "--runtime-api-address", p.apiAddr, "./bootstrap"},
+		Env:  append(processEnv(env, bin), "AWS_LAMBDA_FUNCTION_TIMEOUT="+rieTimeout)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = p.stop() })
-
-	deadline := time.Now().Add(10 * time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	for _, addr := range []string{p.invokeAddr, p.apiAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-p.exited:
-				t.Fatalf("aws-lambda-rie exited before listening on %s (%v):\n%s", addr, p.err, p.output())
-			case <-ctx.Done():
-				t.Fatalf("aws-lambda-rie: %v", ctx.Err())
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("aws-lambda-rie does not listen on %s after 10s:\n%s", addr, p.output())
-			}
+		if err := p.WaitListen(ctx, addr); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return p
@@ -251,7 +233,7 @@ func (p *rieProcess) invoke(ctx context.Context, t *testing.T, requestID string,
 	req.Header.Set("X-Amzn-RequestId", requestID)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("invoke %s: %v\n%s", requestID, err, p.output())
+		t.Fatalf("invoke %s: %v\n%s", requestID, err, p.Output())
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
@@ -259,13 +241,13 @@ func (p *rieProcess) invoke(ctx context.Context, t *testing.T, requestID string,
 		t.Fatalf("invoke %s: read the answer: %v", requestID, err)
 	}
 	if res.StatusCode != http.StatusOK {
-		t.Fatalf("invoke %s: the emulator answered %s: %s\n%s", requestID, res.Status, body, p.output())
+		t.Fatalf("invoke %s: the emulator answered %s: %s\n%s", requestID, res.Status, body, p.Output())
 	}
 	var out events.APIGatewayV2HTTPResponse
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
-		t.Fatalf("invoke %s: the answer %s is not an HTTP API response (%v):\n%s", requestID, body, err, p.output())
+		t.Fatalf("invoke %s: the answer %s is not an HTTP API response (%v):\n%s", requestID, body, err, p.Output())
 	}
 	return out
 }
@@ -275,16 +257,15 @@ func (p *rieProcess) invoke(ctx context.Context, t *testing.T, requestID string,
 func (p *rieProcess) stop() error {
 	p.stopOnce.Do(func() {
 		var errs []error
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		p.Signal(syscall.SIGTERM)
 		select {
-		case <-p.exited:
-			if p.err != nil {
-				errs = append(errs, fmt.Errorf("aws-lambda-rie exited with %v on SIGTERM, want 0", p.err))
+		case <-p.Exited():
+			if err := p.Err(); err != nil {
+				errs = append(errs, fmt.Errorf("aws-lambda-rie exited with %v on SIGTERM, want 0", err))
 			}
 		case <-time.After(10 * time.Second):
 			errs = append(errs, errors.New("aws-lambda-rie still running 10s after SIGTERM"))
-			_ = p.cmd.Process.Kill()
-			<-p.exited
+			p.Kill()
 		}
 		for _, pid := range p.runtimes {
 			for i := 0; procAlive(pid) && i < 100; i++ {
@@ -300,8 +281,6 @@ func (p *rieProcess) stop() error {
 	})
 	return p.stopErr
 }
-
-func (p *rieProcess) output() string { return p.out.String() }
 
 // checkRIELogs: for each invocation the emulator's START, END and REPORT lines and
 // the function's one JSON line, with the request id the test gave and the status
@@ -454,31 +433,4 @@ func procDescribe(pids []int) []string {
 		out = append(out, fmt.Sprintf("%d %q", pid, procCmdline(pid)))
 	}
 	return out
-}
-
-func rieFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

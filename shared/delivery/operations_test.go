@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/shared/testkit/proc"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -261,7 +262,7 @@ func TestReplayThroughTheAPI(t *testing.T) {
 
 // In Lambda the log lines carry CloudWatch metrics (Embedded Metric Format).
 func TestLogLinesCarryMetrics(t *testing.T) {
-	var buf syncBuffer
+	var buf proc.Buffer
 	rc := newReceiver(t, func(n int, _ *http.Request) int { return map[bool]int{true: 500, false: 200}[n == 1] })
 	s := start(t, rc.srv.URL, &scriptBot{}, options{metrics: true, log: slog.New(slog.NewJSONHandler(&buf, nil))})
 	s.post(t, "c1", "m1")
@@ -295,15 +296,3 @@ func TestLogLinesCarryMetrics(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
@@ -28,9 +27,10 @@ import (
 
 	"github.com/parley-chat/parley/shared/devstack"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/inbound"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -320,7 +320,11 @@ func TestOpenAPIAgainstTheLocalStack(t *testing.T) {
 
 // unavailable drives every route against stacks whose dependencies fail.
 func (c *specCheck) unavailable(t *testing.T) {
-	closed := specClosedPort(t)
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + addr // nothing listens: calls fail at once
 	for k, v := range map[string]string{
 		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
 		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "AWS_MAX_ATTEMPTS": "1",
@@ -765,17 +769,4 @@ func specWait(t *testing.T, what string, done func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// specClosedPort is the URL of a loopback port nothing listens on: calls to it fail at
-// once.
-func specClosedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/parley-chat/parley/shared/awscount"
+	"github.com/parley-chat/parley/bench/awscount"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 )
 
 // The happy path of a text message with one reply writes two items, the record and

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
-	"github.com/parley-chat/parley/shared/storetest"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/storetest"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }

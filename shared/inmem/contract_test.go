@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/shared/inmem"
-	"github.com/parley-chat/parley/shared/queuetest"
-	"github.com/parley-chat/parley/shared/storetest"
+	"github.com/parley-chat/parley/shared/testkit/queuetest"
+	"github.com/parley-chat/parley/shared/testkit/storetest"
 )
 
 func TestStoreContract(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
-	"github.com/parley-chat/parley/shared/queuetest"
+	"github.com/parley-chat/parley/shared/testkit/queuetest"
 )
 
 // clock is a settable time for the queue.

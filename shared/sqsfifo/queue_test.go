@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/emulator"
-	"github.com/parley-chat/parley/shared/queuetest"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/queuetest"
 )
 
 func TestMain(m *testing.M) { emulator.Main(m) }

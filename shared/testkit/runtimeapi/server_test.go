@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/shared/runtimeapi"
+	"github.com/parley-chat/parley/shared/testkit/runtimeapi"
 )
 
 const api = "/2018-06-01/runtime"

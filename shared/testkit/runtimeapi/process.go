@@ -1,17 +1,15 @@
 package runtimeapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/shared/testkit/proc"
 )
 
 // BuildFlags are the go build flags of a Lambda bootstrap, as the Makefile and infra/
@@ -22,19 +20,9 @@ var BuildFlags = []string{"-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s 
 // Build compiles the main package in pkgDir into outDir/bootstrap with BuildFlags and
 // CGO_ENABLED=0, for the host's OS and architecture so that it can run here.
 func Build(ctx context.Context, pkgDir, outDir string) (string, error) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("build %s: the go command is not on PATH: %w", pkgDir, err)
-	}
 	out := filepath.Join(outDir, "bootstrap")
-	args := append([]string{"build"}, BuildFlags...)
-	cmd := exec.CommandContext(ctx, goBin, append(args, "-o", out, ".")...)
-	cmd.Dir = pkgDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkgDir, err, b)
-	}
-	return out, nil
+	err := proc.GoBuild(ctx, pkgDir, ".", out, BuildFlags, "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	return out, err
 }
 
 // Function is a bootstrap process running against its own Server, as in a Lambda
@@ -45,10 +33,7 @@ type Function struct {
 	// the first request for an invocation.
 	Started time.Time
 
-	cmd    *exec.Cmd
-	out    lockedBuffer
-	exited chan struct{} // closed when the process has exited
-	err    error         // from Wait, set before exited is closed
+	proc *proc.Proc
 }
 
 // Run starts binary with exactly env (KEY=value entries) plus AWS_LAMBDA_RUNTIME_API,
@@ -59,21 +44,13 @@ func Run(binary string, env []string, cfg Config) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Function{Server: s, exited: make(chan struct{})}
-	f.cmd = exec.Command(binary)
-	f.cmd.Dir = filepath.Dir(binary) // LAMBDA_TASK_ROOT
-	f.cmd.Env = append(append([]string(nil), env...), "AWS_LAMBDA_RUNTIME_API="+s.Addr())
-	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	f.Started = time.Now()
-	if err := f.cmd.Start(); err != nil {
+	f := &Function{Server: s, Started: time.Now()}
+	f.proc, err = proc.Start(proc.Spec{Name: "bootstrap", Bin: binary, Dir: filepath.Dir(binary), // LAMBDA_TASK_ROOT
+		Env: append(append([]string(nil), env...), "AWS_LAMBDA_RUNTIME_API="+s.Addr())})
+	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("start %s: %w", binary, err)
+		return nil, err
 	}
-	go func() {
-		f.err = f.cmd.Wait()
-		close(f.exited)
-	}()
 	return f, nil
 }
 
@@ -83,8 +60,8 @@ func (f *Function) WaitReady(ctx context.Context) (time.Duration, error) {
 	select {
 	case <-f.Ready():
 		return f.FirstNext().Sub(f.Started), nil
-	case <-f.exited:
-		return 0, fmt.Errorf("bootstrap exited during init (%v):\n%s", f.err, f.Output())
+	case <-f.proc.Exited():
+		return 0, fmt.Errorf("bootstrap exited during init (%v):\n%s", f.proc.Err(), f.Output())
 	case <-ctx.Done():
 		return 0, fmt.Errorf("bootstrap did not finish init: %w\n%s", ctx.Err(), f.Output())
 	}
@@ -96,8 +73,8 @@ func (f *Function) Invoke(ctx context.Context, event []byte) (response []byte, e
 	defer cancel(nil)
 	go func() {
 		select {
-		case <-f.exited:
-			cancel(fmt.Errorf("bootstrap exited (%v)", f.err))
+		case <-f.proc.Exited():
+			cancel(fmt.Errorf("bootstrap exited (%v)", f.proc.Err()))
 		case <-ctx.Done():
 		}
 	}()
@@ -109,48 +86,30 @@ func (f *Function) Invoke(ctx context.Context, event []byte) (response []byte, e
 }
 
 // Exited is closed when the process has exited.
-func (f *Function) Exited() <-chan struct{} { return f.exited }
+func (f *Function) Exited() <-chan struct{} { return f.proc.Exited() }
 
 // Wait waits for the process to exit and returns its exit code.
 func (f *Function) Wait(ctx context.Context) (int, error) {
 	select {
-	case <-f.exited:
+	case <-f.proc.Exited():
 	case <-ctx.Done():
 		return -1, fmt.Errorf("bootstrap still running: %w", ctx.Err())
 	}
 	var exit *exec.ExitError
-	if f.err != nil && !errors.As(f.err, &exit) {
-		return -1, f.err
+	if err := f.proc.Err(); err != nil && !errors.As(err, &exit) {
+		return -1, err
 	}
-	return f.cmd.ProcessState.ExitCode(), nil
+	return f.proc.ExitCode(), nil
 }
 
 // Output is what the process wrote to stdout and stderr so far.
-func (f *Function) Output() string { return f.out.String() }
+func (f *Function) Output() string { return f.proc.Output() }
 
 // Stop kills the process, as Lambda does when it retires an execution environment,
 // waits for it, and closes the server.
 func (f *Function) Stop() {
-	_ = f.cmd.Process.Kill()
-	<-f.exited
+	f.proc.Kill()
 	_ = f.Server.Close()
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // LambdaEnv is the environment Lambda gives a function named name, with dummy
