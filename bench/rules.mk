@@ -15,5 +15,5 @@ bench: emulators build ## measure and write BENCHMARKS.md (about 10 minutes; bes
 		PARLEY_BENCH_LOGS=$(CURDIR)/.build/bench/logs \
 		go test -tags bench -count=1 -run '^TestReport$$' -v -timeout 30m ./bench
 
-test-reliability: emulators ## try to break it: duplicate storm, receiver chaos, kills, crash injection at every step, emulator restarts, security (RELIABILITY=short for CI)
+test-reliability: emulators ## try to break it: duplicate storm, receiver chaos and flapping, a disabled endpoint, kills, crash injection at every step, emulator restarts, security (RELIABILITY=short for CI)
 	PARLEY_RELIABILITY=$(RELIABILITY) go test -tags reliability -count=1 -v -timeout 40m ./bench/reliability
