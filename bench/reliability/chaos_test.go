@@ -125,27 +125,14 @@ func TestReceiverChaos(t *testing.T) {
 
 	dead := map[string]bool{}
 	reasons := map[string]int{}
-	settled := func() bool {
-		dl, err := s.Queue.DeadLetters(context.Background(), 100000)
-		if err != nil {
-			return false
-		}
-		dead, reasons = deadJobs(dl, 1)
-		acked := map[string]bool{}
-		for _, d := range rcv.acked() {
-			acked[d.ID] = true
-		}
-		for id := range expected {
-			if !acked[id] && !dead[id] {
-				return false
-			}
-		}
-		return true
+	check := func() (ok bool) {
+		ok, dead, reasons = settled(rcv, s.Queue, expected, 1)
+		return ok
 	}
-	done := waitFor(pick(m, 90*time.Second, 240*time.Second), settled)
+	done := waitFor(pick(m, 90*time.Second, 240*time.Second), check)
 	took := time.Since(start)
 	time.Sleep(time.Second)
-	settled()
+	check()
 	acked := rcv.acked()
 	tl := count(expected, acked, dead, order)
 

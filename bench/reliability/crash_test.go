@@ -179,28 +179,15 @@ func TestCrashes(t *testing.T) {
 	_, sq := parts.Clients()
 	dlq := sqsfifo.New(sq, parts.Res.QueueURL, parts.Res.DeadLetterQueueURL)
 	dead := map[string]bool{}
-	settled := func() bool {
-		dl, err := dlq.DeadLetters(context.Background(), 1000)
-		if err != nil {
-			return false
-		}
-		dead, _ = deadJobs(dl, 1)
-		acked := map[string]bool{}
-		for _, d := range rcv.acked() {
-			acked[d.ID] = true
-		}
-		for id := range expected {
-			if !acked[id] && !dead[id] {
-				return false
-			}
-		}
-		return true
+	check := func() (ok bool) {
+		ok, dead, _ = settled(rcv, dlq, expected, 1)
+		return ok
 	}
 	start := time.Now()
-	done := waitFor(pick(m, 90*time.Second, 180*time.Second), settled)
+	done := waitFor(pick(m, 90*time.Second, 180*time.Second), check)
 	settleTook := time.Since(start)
 	time.Sleep(3 * time.Second) // time for late copies to show
-	settled()
+	check()
 	tl := count(expected, rcv.acked(), dead, order)
 	if len(tl.OrderBreaks) > 0 {
 		// What happened around the first break: the conversation's arrivals, and the kills.

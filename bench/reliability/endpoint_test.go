@@ -136,26 +136,13 @@ func (e *endpointStack) settle(t *testing.T, tr *traffic, within time.Duration) 
 	dlq := sqsfifo.New(sq, e.parts.Res.QueueURL, e.parts.Res.DeadLetterQueueURL)
 	var dead map[string]bool
 	var reasons map[string]int
-	settled := func() bool {
-		msgs, err := dlq.DeadLetters(context.Background(), 1000)
-		if err != nil {
-			return false
-		}
-		dead, reasons = deadJobs(msgs, 1)
-		acked := map[string]bool{}
-		for _, d := range e.rcv.acked() {
-			acked[d.ID] = true
-		}
-		for id := range tr.expected {
-			if !acked[id] && !dead[id] {
-				return false
-			}
-		}
-		return true
+	check := func() (ok bool) {
+		ok, dead, reasons = settled(e.rcv, dlq, tr.expected, 1)
+		return ok
 	}
-	ok := waitFor(within, settled)
+	ok := waitFor(within, check)
 	time.Sleep(time.Second) // late duplicates, had there been any
-	settled()
+	check()
 	return count(tr.expected, e.rcv.acked(), dead, tr.order), reasons, ok
 }
 

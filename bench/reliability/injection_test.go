@@ -242,20 +242,9 @@ func runInjection(t *testing.T, m mode, parts *awsParts, inj injection, convs, p
 	wg.Wait()
 
 	dead := map[string]bool{}
-	res.Settled = waitFor(pick(m, 90*time.Second, 180*time.Second), func() bool {
-		if dl, err := queue.DeadLetters(ctx, 100); err == nil {
-			dead, _ = deadJobs(dl, replies)
-		}
-		got := map[string]bool{}
-		for _, d := range rcv.acked() {
-			got[d.ID] = true
-		}
-		for id := range expected {
-			if !got[id] && !dead[id] {
-				return false
-			}
-		}
-		return true
+	res.Settled = waitFor(pick(m, 90*time.Second, 180*time.Second), func() (ok bool) {
+		ok, dead, _ = settled(rcv, queue, expected, replies)
+		return ok
 	})
 	res.Took = time.Since(start)
 	time.Sleep(4 * time.Second) // a visibility timeout and more: late copies show up

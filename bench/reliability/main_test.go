@@ -365,6 +365,36 @@ func deadJobs(msgs []events.SQSMessage, replies int) (ids map[string]bool, reaso
 	return ids, reasons
 }
 
+// deadLetterReader is a queue whose dead letters can be read without taking them.
+type deadLetterReader interface {
+	DeadLetters(ctx context.Context, limit int) ([]events.SQSMessage, error)
+}
+
+// settled reports whether every expected webhook id was acknowledged by rcv or
+// belongs to a dead-lettered turn (its first replies bot messages), and returns the
+// dead-lettered ids and the dead letters' reasons.
+func settled(rcv *receiver, dlq deadLetterReader, expected map[string]string, replies int) (ok bool, dead map[string]bool, reasons map[string]int) {
+	dl, err := dlq.DeadLetters(context.Background(), 100000)
+	for try := 0; err != nil && try < 3; try++ { // an emulator restarting, say
+		time.Sleep(time.Second)
+		dl, err = dlq.DeadLetters(context.Background(), 100000)
+	}
+	if err != nil {
+		return false, map[string]bool{}, map[string]int{}
+	}
+	dead, reasons = deadJobs(dl, replies)
+	acked := map[string]bool{}
+	for _, d := range rcv.acked() {
+		acked[d.ID] = true
+	}
+	for id := range expected {
+		if !acked[id] && !dead[id] {
+			return false, dead, reasons
+		}
+	}
+	return true, dead, reasons
+}
+
 // waitFor polls cond until it holds or d passes; it reports whether it held.
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)

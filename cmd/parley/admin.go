@@ -54,6 +54,17 @@ func (c *call) target(withJSON bool) target {
 	return t
 }
 
+// open parses the command line and opens the operator it names: its positional
+// arguments and where to act.
+func (c *call) open(ctx context.Context, t target) (operator, []string, error) {
+	args, err := c.parse()
+	if err != nil {
+		return nil, nil, err
+	}
+	op, err := c.operator(ctx, t)
+	return op, args, err
+}
+
 func (c *call) operator(ctx context.Context, t target) (operator, error) {
 	if *t.local != "" {
 		tok := c.getenv("PARLEY_ADMIN_TOKEN")
@@ -176,10 +187,7 @@ func channelCreate(ctx context.Context, c *call) error {
 
 func channelList(ctx context.Context, c *call) error {
 	t := c.target(true)
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, _, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -207,11 +215,7 @@ func channelList(ctx context.Context, c *call) error {
 
 func channelShow(ctx context.Context, c *call) error {
 	t := c.target(false)
-	args, err := c.parse()
-	if err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, args, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -271,11 +275,7 @@ func channelUpdate(ctx context.Context, c *call) error {
 
 func channelDelete(ctx context.Context, c *call) error {
 	t := c.target(false)
-	args, err := c.parse()
-	if err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, args, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -316,10 +316,7 @@ func tokenCreate(ctx context.Context, c *call) error {
 func tokenList(ctx context.Context, c *call) error {
 	channel := c.fs.String("channel", "", "only this channel's tokens")
 	t := c.target(true)
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, _, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -341,11 +338,7 @@ func tokenList(ctx context.Context, c *call) error {
 
 func tokenRevoke(ctx context.Context, c *call) error {
 	t := c.target(false)
-	args, err := c.parse()
-	if err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, args, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}

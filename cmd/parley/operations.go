@@ -18,10 +18,7 @@ import (
 func endpointStatus(ctx context.Context, c *call) error {
 	channel := c.fs.String("channel", message.DefaultChannel, "the channel whose endpoint to show")
 	t := c.target(true)
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, _, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -39,10 +36,7 @@ func endpointStatus(ctx context.Context, c *call) error {
 func endpointEnable(ctx context.Context, c *call) error {
 	channel := c.fs.String("channel", message.DefaultChannel, "the channel whose endpoint to enable")
 	t := c.target(false)
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	op, err := c.operator(ctx, t)
+	op, _, err := c.open(ctx, t)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -70,7 +69,7 @@ func TestBootstrap(t *testing.T) {
 		if n := b.sm.calls.Load(); n != 1 {
 			t.Errorf("%d Secrets Manager calls after the invocations, want 1: once per cold start", n)
 		}
-		lines := parseLogs(t, settledOutput(f))
+		lines := parseLogs(t, f.SettledOutput())
 		for _, r := range runs {
 			var mine []logLine
 			for _, l := range lines {
@@ -144,7 +143,7 @@ func TestBootstrap(t *testing.T) {
 // start starts the bootstrap in env and waits for the end of its init.
 func start(ctx context.Context, t *testing.T, bin string, env map[string]string, timeout time.Duration) *runtimeapi.Function {
 	t.Helper()
-	f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{
+	f, err := runtimeapi.Run(bin, runtimeapi.ProcessEnv(env, bin), runtimeapi.Config{
 		FunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:" + env["AWS_LAMBDA_FUNCTION_NAME"],
 		Timeout:     timeout,
 	})
@@ -162,7 +161,7 @@ func start(ctx context.Context, t *testing.T, bin string, env map[string]string,
 // exit with a JSON error line, before any request for an invocation.
 func runFailing(ctx context.Context, t *testing.T, bin string, env map[string]string) *runtimeapi.Function {
 	t.Helper()
-	f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{})
+	f, err := runtimeapi.Run(bin, runtimeapi.ProcessEnv(env, bin), runtimeapi.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,31 +177,4 @@ func runFailing(ctx context.Context, t *testing.T, bin string, env map[string]st
 		t.Errorf("no JSON error line in the log:\n%s", f.Output())
 	}
 	return f
-}
-
-// processEnv is env plus what every provided.al2023 process gets.
-func processEnv(env map[string]string, bin string) []string {
-	out := []string{
-		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG=en_US.UTF-8", "TZ=:UTC",
-		"_HANDLER=bootstrap", "LAMBDA_TASK_ROOT=" + filepath.Dir(bin), "LAMBDA_RUNTIME_DIR=/var/runtime",
-	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
-// settledOutput is the function's log once it has stopped growing: the process writes
-// through a pipe, so the last lines of an invocation may land just after its answer.
-func settledOutput(f *runtimeapi.Function) string {
-	out := f.Output()
-	for range 20 {
-		time.Sleep(50 * time.Millisecond)
-		next := f.Output()
-		if next == out {
-			break
-		}
-		out = next
-	}
-	return out
 }

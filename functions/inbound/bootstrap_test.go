@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -76,7 +75,7 @@ func TestBootstrap(t *testing.T) {
 			}
 		}
 		env["PARLEY_RECORD_TTL"] = "-1h"
-		f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{})
+		f, err := runtimeapi.Run(bin, runtimeapi.ProcessEnv(env, bin), runtimeapi.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +110,7 @@ func TestBootstrap(t *testing.T) {
 // start starts the bootstrap in env and waits for the end of its init.
 func start(ctx context.Context, t *testing.T, bin string, env map[string]string) *runtimeapi.Function {
 	t.Helper()
-	f, err := runtimeapi.Run(bin, processEnv(env, bin), runtimeapi.Config{
+	f, err := runtimeapi.Run(bin, runtimeapi.ProcessEnv(env, bin), runtimeapi.Config{
 		FunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:" + env["AWS_LAMBDA_FUNCTION_NAME"],
 		Timeout:     10 * time.Second, // template.yaml
 	})
@@ -125,23 +124,11 @@ func start(ctx context.Context, t *testing.T, bin string, env map[string]string)
 	return f
 }
 
-// processEnv is env plus what every provided.al2023 process gets.
-func processEnv(env map[string]string, bin string) []string {
-	out := []string{
-		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG=en_US.UTF-8", "TZ=:UTC",
-		"_HANDLER=bootstrap", "LAMBDA_TASK_ROOT=" + filepath.Dir(bin), "LAMBDA_RUNTIME_DIR=/var/runtime",
-	}
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
 // checkLogs: one JSON line per invocation, carrying its Lambda request id and status,
 // and never the token or a message's text.
 func checkLogs(t *testing.T, f *runtimeapi.Function, answered map[string]events.APIGatewayV2HTTPResponse) {
 	t.Helper()
-	out := settledOutput(f)
+	out := f.SettledOutput()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	for _, inv := range f.Invocations() {
 		var res events.APIGatewayV2HTTPResponse
@@ -178,19 +165,4 @@ func checkLogs(t *testing.T, f *runtimeapi.Function, answered map[string]events.
 			t.Errorf("the log holds %q: never tokens or message text", s)
 		}
 	}
-}
-
-// settledOutput is the function's log once it has stopped growing: the process writes
-// through a pipe, so the last line of an invocation may land just after its answer.
-func settledOutput(f *runtimeapi.Function) string {
-	out := f.Output()
-	for range 20 {
-		time.Sleep(50 * time.Millisecond)
-		next := f.Output()
-		if next == out {
-			break
-		}
-		out = next
-	}
-	return out
 }

@@ -206,7 +206,7 @@ func startRIE(ctx context.Context, t *testing.T, rie, bin string, env map[string
 	var err error
 	p.Proc, err = proc.Start(proc.Spec{Name: "aws-lambda-rie", Bin: rie, Dir: filepath.Dir(bin),
 		Args: []string{"--runtime-interface-emulator-address", p.invokeAddr, "--runtime-api-address", p.apiAddr, "./bootstrap"},
-		Env:  append(processEnv(env, bin), "AWS_LAMBDA_FUNCTION_TIMEOUT="+rieTimeout)})
+		Env:  append(runtimeapi.ProcessEnv(env, bin), "AWS_LAMBDA_FUNCTION_TIMEOUT="+rieTimeout)})
 	if err != nil {
 		t.Fatal(err)
 	}

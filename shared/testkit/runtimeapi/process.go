@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/shared/testkit/proc"
@@ -105,11 +107,39 @@ func (f *Function) Wait(ctx context.Context) (int, error) {
 // Output is what the process wrote to stdout and stderr so far.
 func (f *Function) Output() string { return f.proc.Output() }
 
+// SettledOutput is Output once it has stopped growing: the process writes through a
+// pipe, so the last lines of an invocation may land just after its answer.
+func (f *Function) SettledOutput() string {
+	out := f.Output()
+	for range 20 {
+		time.Sleep(50 * time.Millisecond)
+		next := f.Output()
+		if next == out {
+			break
+		}
+		out = next
+	}
+	return out
+}
+
 // Stop kills the process, as Lambda does when it retires an execution environment,
 // waits for it, and closes the server.
 func (f *Function) Stop() {
 	f.proc.Kill()
 	_ = f.Server.Close()
+}
+
+// ProcessEnv is env (sorted) after what every provided.al2023 process gets, for the
+// bootstrap bin.
+func ProcessEnv(env map[string]string, bin string) []string {
+	out := []string{
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG=en_US.UTF-8", "TZ=:UTC",
+		"_HANDLER=bootstrap", "LAMBDA_TASK_ROOT=" + filepath.Dir(bin), "LAMBDA_RUNTIME_DIR=/var/runtime",
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		out = append(out, k+"="+env[k])
+	}
+	return out
 }
 
 // LambdaEnv is the environment Lambda gives a function named name, with dummy
