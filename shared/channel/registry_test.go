@@ -79,7 +79,7 @@ var (
 )
 
 func spec(id string, updated time.Time) message.Channel {
-	return message.Channel{ID: id, Name: id, ResponseURL: "https://" + id + ".example/hook", SigningSecrets: "whsec_c2VjcmV0",
+	return message.Channel{ID: id, Name: id, ResponseURL: "https://" + id + ".example/hook", SigningSecrets: "whsec_cmVnaXN0cnktdGVzdC1zaWduaW5nLWtleS0wMTIzNDU2Nzg5",
 		Bot: message.BotSpec{Kind: "echo"}, CreatedAt: start, UpdatedAt: updated}
 }
 
