@@ -351,9 +351,13 @@ func newDynamoCalls(t *testing.T, target string) *dynamoCalls {
 	c := &dynamoCalls{n: map[string]int{}}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".") // DynamoDB_20120810.PutItem
-		c.mu.Lock()
-		c.n[op]++
-		c.mu.Unlock()
+		// The SDK's own retries of a call (a reset connection on a loaded machine) are
+		// the same call: "amz-sdk-request: attempt=2; max=3".
+		if attempt := r.Header.Get("amz-sdk-request"); attempt == "" || strings.HasPrefix(attempt, "attempt=1;") {
+			c.mu.Lock()
+			c.n[op]++
+			c.mu.Unlock()
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(c.srv.Close)
@@ -611,7 +615,8 @@ func checkDelivery(t *testing.T, b *backend, s sample, c deliveryCase, res event
 	// first run here). A later one reads the record and the answer (one BatchGetItem)
 	// and stores nothing: the bot did not run. A failed attempt is counted in the
 	// record (one UpdateItem, two when the step changed), in the message's attempt
-	// log (one) and in the endpoint's health (one).
+	// log (one) and in the endpoint's health (one, and one more when its list of
+	// recent failures is trimmed: once every RecentFailures failures).
 	var want map[string]int
 	if c.receives == 1 {
 		want = map[string]int{"PutItem": attempted, "GetItem": 1}
@@ -620,8 +625,9 @@ func checkDelivery(t *testing.T, b *backend, s sample, c deliveryCase, res event
 	}
 	if len(c.reject) > 0 {
 		want["UpdateItem"] = calls["UpdateItem"]
-		if calls["UpdateItem"] < 3*len(c.reject) || calls["UpdateItem"] > 4*len(c.reject) {
-			t.Errorf("%d UpdateItem calls for %d failed attempts, want three or four each", calls["UpdateItem"], len(c.reject))
+		trims := (len(c.reject) + message.RecentFailures - 1) / message.RecentFailures
+		if calls["UpdateItem"] < 3*len(c.reject) || calls["UpdateItem"] > 4*len(c.reject)+trims {
+			t.Errorf("%d UpdateItem calls for %d failed attempts, want three or four each (and at most %d to trim the recent failures)", calls["UpdateItem"], len(c.reject), trims)
 		}
 	}
 	if !maps.Equal(calls, want) {

@@ -399,6 +399,24 @@ func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element sel names as a person does (mouse events where it stands).
+// Lists that the live stream re-renders may replace the element between finding it and
+// clicking it: then it is found again.
+func (p *page) click(sel string) {
+	p.t.Helper()
+	var err error
+	for range 5 {
+		if err = chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS(sel))); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("click %s: %w", sel, err))
+	}
+	p.do()
+}
+
 func (p *page) fail(err error) {
 	p.t.Helper()
 	shot := p.screenshot("failure.png")
@@ -507,7 +525,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	p.say("choose")
 	p.wait("the choice", `document.querySelector('.bubble.bot[data-type="choice"] button.option[data-value="coffee"]')`)
-	p.do(chromedp.Click(chromedp.CSS(`.bubble.bot[data-type="choice"] button.option[data-value="coffee"]`)))
+	p.click(`.bubble.bot[data-type="choice"] button.option[data-value="coffee"]`)
 	// The example answers the choice.
 	p.wait("the answer to the choice", `[...document.querySelectorAll('.bubble.bot')].some(b => b.textContent.includes('Good choice. One is on its way.'))`)
 	if got := p.eval(`[...document.querySelectorAll('.bubble.user .body')].map(n => n.textContent).join('|')`); got != "show me the catalog|choose|coffee" {
@@ -527,7 +545,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The same messageId again is a replay, and says so; a body the API refuses shows
 	// its error. Neither delivers anything.
-	p.do(chromedp.Click(chromedp.CSS(`.bubble.user .resend`)))
+	p.click(`.bubble.user .resend`)
 	p.wait("the replay's status", `[...document.querySelectorAll('.bubble.user')].some(b => b.dataset.status === 'replayed' && b.textContent.includes('show me the catalog') && b.textContent.includes('Idempotent-Replayed'))`)
 	p.raw(`{"userId":"u1","messageId":"m-bad","conversationId":"c-demo","type":"location","text":"here","payload":{"latitude":"north","longitude":2}}`)
 	p.wait("the rejection", `[...document.querySelectorAll('.bubble.user')].some(b => b.dataset.status === 'rejected')`)
@@ -544,9 +562,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := p.eval(`String(document.querySelectorAll('#deliveries tbody tr[data-webhook-id]').length)`); got != "3" {
 		t.Errorf("deliveries listed: %s, want 3 (the carousel, the choice, the answer to it)", got)
 	}
-	p.do(chromedp.Click(chromedp.CSS(`#deliveries tr[data-webhook-id="` + carousel + `"] button.log`)))
+	p.click(`#deliveries tr[data-webhook-id="` + carousel + `"] button.log`)
 	p.wait("the attempt log", `document.querySelector('#attempt-log h3') && document.querySelector('#attempt-log h3').textContent.includes('unknown')`)
-	p.do(chromedp.Click(chromedp.CSS(`#deliveries tr[data-webhook-id="` + carousel + `"] button.replay`)))
+	p.click(`#deliveries tr[data-webhook-id="` + carousel + `"] button.replay`)
 	p.wait("the replayed delivery", `(r => r && r.dataset.status === 'delivered' && r.children[5].textContent === '2')(document.querySelector('#deliveries tr[data-webhook-id="`+carousel+`"]'))`)
 	p.screenshot("deliveries.png")
 
@@ -587,7 +605,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.do(chromedp.Evaluate[chromedp.Void](`document.querySelector('#messages').scrollTop = 0`))
 	p.screenshot("types-top.png")
 	// A say button and a dropdown send their value as the next message.
-	p.do(chromedp.Click(chromedp.CSS(`.bubble.bot[data-type="card"] button.action[data-value="What other colours are there?"]`)))
+	p.click(`.bubble.bot[data-type="card"] button.action[data-value="What other colours are there?"]`)
 	p.wait("the say button's message", `[...document.querySelectorAll('.bubble.user')].some(b => b.textContent.includes('What other colours are there?') && b.dataset.status === 'accepted')`)
 	p.do(chromedp.SetValue(chromedp.CSS(`.bubble.bot[data-type="dropdown"] select`), "m"), chromedp.Click(chromedp.CSS(`.bubble.bot[data-type="dropdown"] button.option`)))
 	p.wait("the dropdown's message", `[...document.querySelectorAll('.bubble.user .body')].some(b => b.textContent === 'm')`)
@@ -597,7 +615,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The conversation's 24 messages, 20 a page, newest first.
 	p.tab("history")
 	p.wait("the first page", `document.querySelectorAll('#history .entry').length === 20 && !document.querySelector('#history-more').hidden`)
-	p.do(chromedp.Click(chromedp.CSS("#history-more")))
+	p.click("#history-more")
 	p.wait("the last page", `document.querySelectorAll('#history .entry').length === 24 && document.querySelector('#history-more').hidden`)
 	for expr, want := range map[string]string{
 		`document.querySelector('#history .entry:first-child .choice .text').textContent`:      "Would you like help?",
@@ -632,7 +650,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.wait("the delivery marked dead", `document.querySelector('#deliveries tr[data-webhook-id="`+failed+`"][data-status="dead-lettered"]')`)
 	p.screenshot("dead-letter.png")
 	failing.Store(false)
-	p.do(chromedp.Click(chromedp.CSS("#dlq-redrive")))
+	p.click("#dlq-redrive")
 	p.wait("the redriven delivery", `document.querySelector('#deliveries tr[data-webhook-id="`+failed+`"][data-status="delivered"]')`)
 	p.wait("an empty dead-letter queue", `!document.querySelector('#dlq tbody tr[data-conversation]')`)
 	p.screenshot("redriven.png")
