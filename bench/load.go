@@ -107,12 +107,30 @@ type Result struct {
 	P50, P99 time.Duration
 	// PostP50 is the median time to the POST's 200: what the caller waits.
 	PostP50 time.Duration
-	// Failed counts POSTs not answered 200, and Lost replies that did not arrive in
-	// Timeout; both should be 0.
-	Failed, Lost int
-	FirstError   string
+	Failures
 	// CPU is the CPU time each sampled process used during the window.
 	CPU CPUSample
+}
+
+// Failures are what a load did not complete: POSTs not answered 200 (Failed) and
+// replies that did not arrive within the timeout (Lost); both should be 0.
+type Failures struct {
+	Failed, Lost int
+	FirstError   string
+}
+
+// count records one failure under mu.
+func (f *Failures) count(mu *sync.Mutex, lost bool, err string) {
+	mu.Lock()
+	defer mu.Unlock()
+	if lost {
+		f.Lost++
+	} else {
+		f.Failed++
+	}
+	if f.FirstError == "" {
+		f.FirstError = err
+	}
 }
 
 type sample struct {
@@ -138,18 +156,7 @@ func (l Load) Run(ctx context.Context) Result {
 	var mu sync.Mutex
 	var samples []sample
 	res := Result{Concurrency: l.Concurrency}
-	fail := func(lost bool, err string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if lost {
-			res.Lost++
-		} else {
-			res.Failed++
-		}
-		if res.FirstError == "" {
-			res.FirstError = err
-		}
-	}
+	fail := func(lost bool, err string) { res.count(&mu, lost, err) }
 	var wg sync.WaitGroup
 	if l.CPU != nil {
 		wg.Add(1)
@@ -247,8 +254,7 @@ type OpenResult struct {
 	Sent                      int
 	PostP50, PostP99, PostMax time.Duration // to the POST's 200
 	ReplyP50, ReplyP99        time.Duration // from the POST's start to the reply's arrival
-	Failed, Lost              int
-	FirstError                string
+	Failures
 }
 
 // Run runs the load and returns once every reply arrived or timed out.
@@ -261,18 +267,7 @@ func (l OpenLoad) Run(ctx context.Context) OpenResult {
 	var mu sync.Mutex
 	var res OpenResult
 	var posts, replies []time.Duration
-	fail := func(lost bool, err string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if lost {
-			res.Lost++
-		} else {
-			res.Failed++
-		}
-		if res.FirstError == "" {
-			res.FirstError = err
-		}
-	}
+	fail := func(lost bool, err string) { res.count(&mu, lost, err) }
 	tick := time.NewTicker(time.Second / time.Duration(l.Rate))
 	defer tick.Stop()
 	end := time.Now().Add(l.Duration)

@@ -146,6 +146,23 @@ func (e *endpointStack) settle(t *testing.T, tr *traffic, within time.Duration) 
 	return count(tr.expected, e.rcv.acked(), dead, tr.order), reasons, ok
 }
 
+// checkAllDelivered fails the test unless every message was accepted and its reply
+// delivered (settled says whether that happened within the time allowed, when), none
+// dead-lettered, with nothing the tally counts against.
+func (tr *traffic) checkAllDelivered(t *testing.T, tl tally, settled bool, when string) {
+	t.Helper()
+	if len(tr.refused) > 0 {
+		t.Errorf("%d messages not accepted, e.g. %v", len(tr.refused), tr.refused[:min(3, len(tr.refused))])
+	}
+	if !settled {
+		t.Errorf("not everything delivered %s", when)
+	}
+	tl.check(t)
+	if tl.DeadLettered > 0 || tl.Delivered != tl.Expected {
+		t.Errorf("delivered %d of %d, dead-lettered %d: want every one delivered", tl.Delivered, tl.Expected, tl.DeadLettered)
+	}
+}
+
 // TestReceiverFlapping: for two minutes the receiver flaps between answering every
 // POST 404, 500 and 200, in phases of 1 to 8 s (each round of three phases holds one
 // of each, in a random order), while eight conversations keep sending. A 404 is
@@ -195,16 +212,7 @@ func TestReceiverFlapping(t *testing.T) {
 
 	summarize(t, "receiver flapping 404/500/200 for %s in %d phases (answers: 404×%d, 500×%d, 200×%d) while %d messages were sent in 8 conversations → %s; dead letters %v; endpoint disabled: %v; settled %s after the start",
 		flapFor, len(phases), answered[404].Load(), answered[500].Load(), answered[200].Load(), len(tr.expected), tl, reasons, h.Disabled, took.Round(time.Second))
-	if len(tr.refused) > 0 {
-		t.Errorf("%d messages not accepted, e.g. %v", len(tr.refused), tr.refused[:min(3, len(tr.refused))])
-	}
-	if !ok {
-		t.Errorf("not settled within 3 minutes after the flapping")
-	}
-	tl.check(t)
-	if tl.DeadLettered > 0 || tl.Delivered != tl.Expected {
-		t.Errorf("delivered %d of %d, dead-lettered %d: want every one delivered (the budget outlasts the flapping)", tl.Delivered, tl.Expected, tl.DeadLettered)
-	}
+	tr.checkAllDelivered(t, tl, ok, "within 3 minutes after the flapping")
 	if answered[404].Load() == 0 || answered[500].Load() == 0 {
 		t.Errorf("the receiver never answered 404 or 500: the scenario tested nothing")
 	}
@@ -265,14 +273,5 @@ func TestEndpointDisabledThenEnabled(t *testing.T) {
 	if lateGone > 5*time.Second {
 		t.Errorf("the receiver was still POSTed to %s after the endpoint was disabled", lateGone.Round(time.Millisecond))
 	}
-	if len(tr.refused) > 0 {
-		t.Errorf("%d messages not accepted while the endpoint was disabled, e.g. %v", len(tr.refused), tr.refused[:min(3, len(tr.refused))])
-	}
-	if !ok {
-		t.Errorf("not everything delivered within 4 minutes of enabling")
-	}
-	tl.check(t)
-	if tl.DeadLettered > 0 || tl.Delivered != tl.Expected {
-		t.Errorf("delivered %d of %d, dead-lettered %d: want every one delivered", tl.Delivered, tl.Expected, tl.DeadLettered)
-	}
+	tr.checkAllDelivered(t, tl, ok, "within 4 minutes of enabling")
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/shared/devstack"
-	"github.com/parley-chat/parley/shared/dynamo"
 	"github.com/parley-chat/parley/shared/message"
-	"github.com/parley-chat/parley/shared/testkit/emulator"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
@@ -60,13 +55,7 @@ func TestEveryCommandHelps(t *testing.T) {
 
 // channel and token commands against the table (DynamoDB Local), as against AWS.
 func TestChannelCommandsAgainstDynamoDBLocal(t *testing.T) {
-	ddb := emulator.DynamoDB(t)
-	useEmulators(t, map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": ddb.URL})
-	table := fmt.Sprintf("channels-%d", time.Now().UnixNano())
-	if err := dynamo.CreateTable(context.Background(), ddb.DynamoDBClient(), table); err != nil {
-		t.Fatal(err)
-	}
-	e := env(map[string]string{"PARLEY_TABLE_NAME": table})
+	store, e := tableOnDynamoDBLocal(t, "channels")
 	ctx := context.Background()
 	var out bytes.Buffer
 	// Flags before and after the positional argument alike.
@@ -78,7 +67,6 @@ func TestChannelCommandsAgainstDynamoDBLocal(t *testing.T) {
 		!strings.HasPrefix(created.Token, token.Prefix) || !strings.HasPrefix(created.SigningSecret, "whsec_") {
 		t.Fatalf("channel create --json printed %s (%v)", out.String(), err)
 	}
-	store := dynamo.New(ddb.DynamoDBClient(), table)
 	tok, err := token.NewTable(store, time.Millisecond).Authenticate(ctx, created.Token)
 	if err != nil || tok.Channel != created.ID || tok.Scope != message.ScopeBackend {
 		t.Errorf("the channel's token = %+v, %v", tok, err)
@@ -189,17 +177,8 @@ func postAs(t *testing.T, url, tok, path, body string, header ...string) *http.R
 func TestTwoChannelsOnTheLocalStack(t *testing.T) {
 	defaultRx, deskRx := newReceiver(t), newReceiver(t)
 	defSecret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": defaultRx.srv.URL,
-		"PARLEY_SIGNING_SECRET": defSecret, "PARLEY_ADMIN_TOKEN": "adm_test"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	local := strings.TrimSuffix(s.URL, "/")
+	s, local := startLocalStack(t, map[string]string{"PARLEY_RESPONSE_ENDPOINT_URL": defaultRx.srv.URL,
+		"PARLEY_SIGNING_SECRET": defSecret, "PARLEY_ADMIN_TOKEN": "adm_test"})
 	e := env(map[string]string{"PARLEY_ADMIN_TOKEN": "adm_test"})
 	ctx := context.Background()
 
@@ -304,17 +283,8 @@ func TestDeliveryAndEndpointCommandsOnTheLocalStack(t *testing.T) {
 	}))
 	defer srv.Close()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(hits) }
-	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": srv.URL, "PARLEY_ADMIN_TOKEN": "adm",
-		"PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	local := strings.TrimSuffix(s.URL, "/")
+	s, local := startLocalStack(t, map[string]string{"PARLEY_RESPONSE_ENDPOINT_URL": srv.URL, "PARLEY_ADMIN_TOKEN": "adm",
+		"PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"})
 	e := env(map[string]string{"PARLEY_ADMIN_TOKEN": "adm"})
 	ctx := context.Background()
 	postAs(t, s.URL, "dev-token", "/", `{"userId":"u1","messageId":"m1","conversationId":"c1","type":"text","text":"hi"}`)

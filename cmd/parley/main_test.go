@@ -50,6 +50,36 @@ func useEmulators(t *testing.T, endpoints map[string]string) {
 	}
 }
 
+// tableOnDynamoDBLocal creates a fresh table on DynamoDB Local and points the CLI's AWS
+// configuration at it: the store on that table, and the environment naming it.
+func tableOnDynamoDBLocal(t *testing.T, prefix string) (*dynamo.Store, func(string) string) {
+	t.Helper()
+	ddb := emulator.DynamoDB(t)
+	useEmulators(t, map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": ddb.URL})
+	table := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	if err := dynamo.CreateTable(context.Background(), ddb.DynamoDBClient(), table); err != nil {
+		t.Fatal(err)
+	}
+	return dynamo.New(ddb.DynamoDBClient(), table), env(map[string]string{"PARLEY_TABLE_NAME": table})
+}
+
+// startLocalStack starts the local stack with vars and closes it after the test: the stack
+// and its URL as --local takes it.
+func startLocalStack(t *testing.T, vars map[string]string) (*devstack.Stack, string) {
+	t.Helper()
+	vars["PORT"] = "0"
+	cfg, err := devstack.ConfigFromEnv(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, strings.TrimSuffix(s.URL, "/")
+}
+
 func TestEndpointCheck(t *testing.T) {
 	var mu sync.Mutex
 	var body string
@@ -99,13 +129,7 @@ func TestEndpointCheck(t *testing.T) {
 // token create/list/revoke against DynamoDB Local through the CLI's own AWS
 // configuration; the created token then authenticates, and stops once revoked.
 func TestTokenCommandsAgainstDynamoDBLocal(t *testing.T) {
-	ddb := emulator.DynamoDB(t)
-	useEmulators(t, map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": ddb.URL})
-	table := fmt.Sprintf("cli-%d", time.Now().UnixNano())
-	if err := dynamo.CreateTable(context.Background(), ddb.DynamoDBClient(), table); err != nil {
-		t.Fatal(err)
-	}
-	e := env(map[string]string{"PARLEY_TABLE_NAME": table})
+	store, e := tableOnDynamoDBLocal(t, "cli")
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"token", "create", "--name", "backend"}, e, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -114,7 +138,6 @@ func TestTokenCommandsAgainstDynamoDBLocal(t *testing.T) {
 	if !strings.HasPrefix(plain, token.Prefix) {
 		t.Fatalf("create printed %q, want the token first", out.String())
 	}
-	store := dynamo.New(ddb.DynamoDBClient(), table)
 	auth := token.NewTable(store, time.Millisecond)
 	if _, err := auth.Authenticate(context.Background(), plain); err != nil {
 		t.Fatalf("the created token does not authenticate: %v", err)
@@ -157,16 +180,8 @@ func TestDLQAgainstTheLocalStack(t *testing.T) {
 		w.WriteHeader(s)
 	}))
 	defer srv.Close()
-	cfg, err := devstack.ConfigFromEnv(env(map[string]string{"PORT": "0", "PARLEY_RESPONSE_ENDPOINT_URL": srv.URL,
-		"PARLEY_MAX_ATTEMPTS": "2", "PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := devstack.Start(cfg, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, local := startLocalStack(t, map[string]string{"PARLEY_RESPONSE_ENDPOINT_URL": srv.URL,
+		"PARLEY_MAX_ATTEMPTS": "2", "PARLEY_RETRY_MIN_DELAY": "100ms", "PARLEY_RETRY_MAX_DELAY": "200ms"})
 	req, _ := http.NewRequest("POST", s.URL, strings.NewReader(`{"userId":"u","messageId":"m-404","conversationId":"c","type":"text","text":"hi"}`))
 	req.Header.Set("Authorization", "bearer dev-token")
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
@@ -175,7 +190,6 @@ func TestDLQAgainstTheLocalStack(t *testing.T) {
 	waitUntil(t, func() bool { _, _, dead := s.Queue.Stats(); return dead == 1 })
 
 	var out bytes.Buffer
-	local := strings.TrimSuffix(s.URL, "/")
 	if err := run(context.Background(), []string{"dlq", "list", "--local", local}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,20 @@ func (c *call) dlqFlags() dlqFlags {
 	}
 }
 
+// openDeadLetters parses the command line and opens the dead letters it names, with
+// the filter its --since asks for.
+func (c *call) openDeadLetters(ctx context.Context, f dlqFlags) (deadLetters, func(events.SQSMessage) bool, error) {
+	if _, err := c.parse(); err != nil {
+		return nil, nil, err
+	}
+	q, err := c.deadLetters(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	match, err := f.matcher(time.Now())
+	return q, match, err
+}
+
 func (c *call) deadLetters(ctx context.Context, f dlqFlags) (deadLetters, error) {
 	if *f.max < 1 {
 		return nil, fmt.Errorf("--max %d: want at least 1", *f.max)
@@ -141,14 +155,7 @@ func (f dlqFlags) matcher(now time.Time) (func(events.SQSMessage) bool, error) {
 func dlqList(ctx context.Context, c *call) error {
 	f := c.dlqFlags()
 	asJSON := c.fs.Bool("json", false, "print the dead letters as JSON, bodies included")
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	q, err := c.deadLetters(ctx, f)
-	if err != nil {
-		return err
-	}
-	match, err := f.matcher(time.Now())
+	q, match, err := c.openDeadLetters(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -190,14 +197,7 @@ func dlqList(ctx context.Context, c *call) error {
 
 func dlqRedrive(ctx context.Context, c *call) error {
 	f := c.dlqFlags()
-	if _, err := c.parse(); err != nil {
-		return err
-	}
-	q, err := c.deadLetters(ctx, f)
-	if err != nil {
-		return err
-	}
-	match, err := f.matcher(time.Now())
+	q, match, err := c.openDeadLetters(ctx, f)
 	if err != nil {
 		return err
 	}

@@ -6,39 +6,21 @@ import (
 	"errors"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/shared/admin"
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/fakeclock"
 	"github.com/parley-chat/parley/shared/token"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
-// clock is a time that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newService(t *testing.T, def *message.Channel) (*admin.Service, *inmem.Store, *clock) {
+func newService(t *testing.T, def *message.Channel) (*admin.Service, *inmem.Store, *fakeclock.Clock) {
 	t.Helper()
 	store := inmem.NewStore()
-	c := &clock{now: time.Date(2025, 3, 4, 5, 6, 7, 891234567, time.UTC)}
+	c := fakeclock.New(time.Date(2025, 3, 4, 5, 6, 7, 891234567, time.UTC))
 	s := admin.New(store, def)
 	s.SetClock(c.Now)
 	return s, store, c

@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/shared/bot"
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/ttlmap"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -37,23 +37,20 @@ type Registry struct {
 	store   Store
 	builder Builder
 	def     *delivery.Channel
-	ttl     time.Duration
 	now     func() time.Time
-
-	mu    sync.Mutex
-	cache map[string]cached
+	cache   *ttlmap.Map[built]
 }
 
-type cached struct {
+// built is a channel's runtime and the settings' time it was built from.
+type built struct {
 	ch      *delivery.Channel
 	updated time.Time
-	until   time.Time
 }
 
 // NewRegistry returns a Registry serving def as the default channel and the others
 // from store, built by b. store may be nil: then only the default channel exists.
 func NewRegistry(def *delivery.Channel, store Store, b Builder) *Registry {
-	return &Registry{store: store, builder: b, def: def, ttl: CacheTTL, now: time.Now, cache: map[string]cached{}}
+	return &Registry{store: store, builder: b, def: def, now: time.Now, cache: ttlmap.New[built](CacheTTL)}
 }
 
 // Channel implements delivery.Channels.
@@ -62,10 +59,8 @@ func (r *Registry) Channel(ctx context.Context, id string) (*delivery.Channel, e
 		return r.def, nil
 	}
 	now := r.now()
-	r.mu.Lock()
-	c, ok := r.cache[id]
-	r.mu.Unlock()
-	if ok && now.Before(c.until) {
+	c, fresh, ok := r.cache.Get(id, now)
+	if fresh {
 		return c.ch, nil
 	}
 	if r.store == nil {
@@ -79,34 +74,19 @@ func (r *Registry) Channel(ctx context.Context, id string) (*delivery.Channel, e
 		return nil, err
 	}
 	if !found {
-		r.forget(id)
+		r.cache.Delete(id)
 		return nil, fmt.Errorf("%w: %q", delivery.ErrNoChannel, id)
 	}
 	if ok && spec.UpdatedAt.Equal(c.updated) {
-		r.keep(id, cached{c.ch, c.updated, now.Add(r.ttl)})
+		r.cache.Put(id, c, now)
 		return c.ch, nil
 	}
 	ch, err := r.builder.Build(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s: %w", id, err)
 	}
-	r.keep(id, cached{ch, spec.UpdatedAt, now.Add(r.ttl)})
+	r.cache.Put(id, built{ch, spec.UpdatedAt}, now)
 	return ch, nil
-}
-
-func (r *Registry) keep(id string, c cached) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.cache) > 10000 {
-		clear(r.cache) // bound memory; the next jobs refill it
-	}
-	r.cache[id] = c
-}
-
-func (r *Registry) forget(id string) {
-	r.mu.Lock()
-	delete(r.cache, id)
-	r.mu.Unlock()
 }
 
 // Builder builds a channel's runtime from its settings and the deployment's.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/delivery"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/fakeclock"
 )
 
 // store is a channel store that counts its reads and fails when told.
@@ -55,24 +56,6 @@ func (s *store) count() int {
 	return s.reads
 }
 
-// fakeClock is the registry's time, moved by the test.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 var (
 	start    = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	settings = delivery.Settings{Policy: delivery.DefaultPolicy, SendTimeout: 7 * time.Second, BotTimeout: 20 * time.Second}
@@ -83,13 +66,13 @@ func spec(id string, updated time.Time) message.Channel {
 		Bot: message.BotSpec{Kind: "echo"}, CreatedAt: start, UpdatedAt: updated}
 }
 
-func newRegistry(t *testing.T, channels ...message.Channel) (*Registry, *store, *fakeClock, *delivery.Channel) {
+func newRegistry(t *testing.T, channels ...message.Channel) (*Registry, *store, *fakeclock.Clock, *delivery.Channel) {
 	t.Helper()
 	st := &store{channels: map[string]message.Channel{}}
 	for _, c := range channels {
 		st.put(c)
 	}
-	clk := &fakeClock{now: start}
+	clk := fakeclock.New(start)
 	def := &delivery.Channel{ID: message.DefaultChannel}
 	r := NewRegistry(def, st, Builder{Settings: settings})
 	r.now = clk.Now

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/message"
 	"github.com/parley-chat/parley/shared/metrics"
+	"github.com/parley-chat/parley/shared/ttlmap"
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
@@ -132,7 +133,12 @@ type Handler struct {
 	now      func() time.Time
 	log      *slog.Logger
 	spread   func() float64 // the jitter factor's random part, in [-1, 1)
-	health   healthCache
+	// health keeps each channel endpoint's health for HealthTTL, as channels and
+	// tokens are kept: checking it costs a read a minute, not one a job.
+	health *ttlmap.Map[message.Health]
+	// healthRead is held while reading the store, so the conversations of a batch
+	// that ask at once make one read.
+	healthRead sync.Mutex
 }
 
 // New returns a Handler.
@@ -152,7 +158,7 @@ func New(store Store, queue Queue, channels Channels, cfg Config, log *slog.Logg
 	}
 	return &Handler{store: store, queue: queue, channels: channels, cfg: cfg, log: log, now: time.Now,
 		spread: func() float64 { return 2*rand.Float64() - 1 },
-		health: healthCache{ttl: cfg.HealthTTL, items: map[string]cachedHealth{}}}
+		health: ttlmap.New[message.Health](cfg.HealthTTL)}
 }
 
 // errCrash is what Config.Fault makes a job return: the batch is abandoned.

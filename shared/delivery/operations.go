@@ -11,55 +11,26 @@ import (
 	"github.com/parley-chat/parley/shared/webhook"
 )
 
-// healthCache keeps each channel endpoint's health for a minute per warm function, as
-// channels and tokens are kept: checking it costs a read a minute, not one a job.
-type healthCache struct {
-	fetch sync.Mutex // held while reading the store: once a minute per channel
-	mu    sync.Mutex
-	ttl   time.Duration
-	items map[string]cachedHealth
-}
-
-type cachedHealth struct {
-	h     message.Health
-	until time.Time
-}
-
 // healthOf is a channel endpoint's health, from the cache or the store. When the store
 // cannot tell, the endpoint counts as healthy: a failed read must not stop deliveries.
 func (h *Handler) healthOf(ctx context.Context, channel string) message.Health {
 	now := h.now()
-	h.health.mu.Lock()
-	c, ok := h.health.items[channel]
-	h.health.mu.Unlock()
-	if ok && now.Before(c.until) {
-		return c.h
+	if last, fresh, _ := h.health.Get(channel, now); fresh {
+		return last
 	}
-	// One read for the conversations of a batch that ask at once.
-	h.health.fetch.Lock()
-	defer h.health.fetch.Unlock()
-	h.health.mu.Lock()
-	c, ok = h.health.items[channel]
-	h.health.mu.Unlock()
-	if ok && now.Before(c.until) {
-		return c.h
+	h.healthRead.Lock()
+	defer h.healthRead.Unlock()
+	last, fresh, _ := h.health.Get(channel, now)
+	if fresh {
+		return last
 	}
 	var hl message.Health
 	if err := h.call(ctx, func(ctx context.Context) (err error) { hl, err = h.store.Health(ctx, channel); return err }); err != nil {
 		h.log.WarnContext(ctx, "read endpoint health", slog.String("channel", channel), slog.String("error", err.Error()))
-		hl = c.h
+		hl = last
 	}
-	h.remember(channel, hl, now)
+	h.health.Put(channel, hl, now)
 	return hl
-}
-
-func (h *Handler) remember(channel string, hl message.Health, now time.Time) {
-	h.health.mu.Lock()
-	defer h.health.mu.Unlock()
-	if len(h.health.items) > 10000 {
-		clear(h.health.items)
-	}
-	h.health.items[channel] = cachedHealth{hl, now.Add(h.health.ttl)}
 }
 
 // endpointFailed counts a failed attempt in the channel endpoint's streak, which may
@@ -74,7 +45,7 @@ func (h *Handler) endpointFailed(ctx context.Context, jb *job, a message.Attempt
 		jb.log.WarnContext(ctx, "count endpoint failure", slog.String("error", err.Error()))
 		return h.healthOf(ctx, jb.ch.ID)
 	}
-	h.remember(jb.ch.ID, hl, h.now())
+	h.health.Put(jb.ch.ID, hl, h.now())
 	if hl.Disabled && hl.DisabledAt.Equal(a.At) {
 		jb.log.ErrorContext(ctx, "endpoint disabled", append([]any{slog.String("reason", hl.Reason)}, h.metricArgs(metricOne("EndpointDisabled"))...)...)
 	}
@@ -91,7 +62,7 @@ func (h *Handler) endpointRecovered(ctx context.Context, channel string) {
 		h.log.WarnContext(ctx, "end endpoint failure streak", slog.String("channel", channel), slog.String("error", err.Error()))
 		return
 	}
-	h.remember(channel, message.Health{Channel: channel}, h.now())
+	h.health.Put(channel, message.Health{Channel: channel}, h.now())
 }
 
 // pauseFor is how long a disabled endpoint's jobs wait before they look again: a

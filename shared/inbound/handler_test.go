@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/fakeclock"
 	"github.com/parley-chat/parley/shared/token"
 )
 
@@ -25,24 +25,12 @@ type fixture struct {
 	h     *Handler
 	store *inmem.Store
 	queue *inmem.Queue
-	clock *fakeClock
-}
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	clock *fakeclock.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 	f := &fixture{store: inmem.NewStore(), queue: inmem.NewQueue(inmem.QueueConfig{}), clock: clock}
 	f.queue.SetClock(clock.Now)
 	f.h = New(f.store, f.queue, token.NewStatic(testToken), Config{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))

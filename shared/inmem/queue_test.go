@@ -3,40 +3,22 @@ package inmem_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/shared/inmem"
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/testkit/fakeclock"
 	"github.com/parley-chat/parley/shared/testkit/queuetest"
 )
-
-// clock is a settable time for the queue.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // The contract cannot wait five minutes on the emulator; the embedded queue runs on a
 // clock the test moves.
 func TestQueueDedupWindow(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	q := inmem.NewQueue(inmem.QueueConfig{})
-	q.SetClock(c.now)
+	q.SetClock(c.Now)
 	j := queuetest.Turns(message.DefaultChannel, 1)[0]
 
 	steps := []struct {
@@ -50,7 +32,7 @@ func TestQueueDedupWindow(t *testing.T) {
 		{time.Second, 0},                 // a new window opened by the send just received
 	}
 	for i, s := range steps {
-		c.add(s.after)
+		c.Advance(s.after)
 		if err := q.Send(ctx, j, i > 0); err != nil {
 			t.Fatal(err)
 		}

@@ -10,10 +10,10 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"sync"
 	"time"
 
 	"github.com/parley-chat/parley/shared/message"
+	"github.com/parley-chat/parley/shared/ttlmap"
 )
 
 // Prefix starts every token Parley makes, so a leaked one is recognisable.
@@ -61,31 +61,21 @@ type Lookup interface {
 // a revoked token stops working within TTL.
 type Table struct {
 	lookup Lookup
-	ttl    time.Duration
 	now    func() time.Time
-	mu     sync.Mutex
-	valid  map[string]cached // by hash
-}
-
-type cached struct {
-	token message.Token
-	until time.Time
+	valid  *ttlmap.Map[message.Token] // by hash
 }
 
 // NewTable returns a table authenticator caching valid tokens for ttl.
 func NewTable(lookup Lookup, ttl time.Duration) *Table {
-	return &Table{lookup: lookup, ttl: ttl, now: time.Now, valid: map[string]cached{}}
+	return &Table{lookup: lookup, now: time.Now, valid: ttlmap.New[message.Token](ttl)}
 }
 
 // Authenticate looks the token's hash up, through the cache.
 func (t *Table) Authenticate(ctx context.Context, plain string) (message.Token, error) {
 	h := Hash(plain)
 	now := t.now()
-	t.mu.Lock()
-	c, ok := t.valid[h]
-	t.mu.Unlock()
-	if ok && now.Before(c.until) {
-		return c.token, nil
+	if tok, fresh, _ := t.valid.Get(h, now); fresh {
+		return tok, nil
 	}
 	tok, found, err := t.lookup.LookupToken(ctx, h)
 	if err != nil {
@@ -96,12 +86,7 @@ func (t *Table) Authenticate(ctx context.Context, plain string) (message.Token, 
 	if !found || subtle.ConstantTimeCompare([]byte(tok.Hash), []byte(h)) != 1 {
 		return message.Token{}, errUnknown
 	}
-	t.mu.Lock()
-	if len(t.valid) > 10000 {
-		clear(t.valid) // bound memory; the next requests refill it
-	}
-	t.valid[h] = cached{tok, now.Add(t.ttl)}
-	t.mu.Unlock()
+	t.valid.Put(h, tok, now)
 	return tok, nil
 }
 
