@@ -29,7 +29,6 @@ import (
 	"github.com/parley-chat/parley/shared/metrics"
 	"github.com/parley-chat/parley/shared/settings"
 	"github.com/parley-chat/parley/shared/sqsfifo"
-	"github.com/parley-chat/parley/shared/webhook"
 )
 
 type config struct {
@@ -89,15 +88,7 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 			return nil, err
 		}
 	}
-	signer, err := webhook.NewSigner(secrets)
-	if err != nil {
-		return nil, fmt.Errorf("signing secret: %w", err)
-	}
 	s := cfg.settings
-	sender, err := webhook.NewSender(webhook.Config{URL: cfg.responseURL, Timeout: s.SendTimeout, Signer: signer})
-	if err != nil {
-		return nil, err
-	}
 	store := dynamo.New(awsenv.DynamoDB(awsCfg, getenv), cfg.table)
 	opts := cfg.botOptions
 	opts.History = store
@@ -113,14 +104,17 @@ func setup(getenv func(string) string, log *slog.Logger) (*delivery.Handler, err
 	if err != nil {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	def := &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout,
-		Policy: s.Policy, Limiter: delivery.NewLimiter(s.RateLimit)}
 	if sm == nil {
 		sm = awsenv.SecretsManager(awsCfg, getenv)
 	}
 	// The other channels are read from the table, each kept a minute; their llm keys
 	// from Secrets Manager, each kept five.
-	channels := channel.NewRegistry(def, store, channel.Builder{Settings: s, History: store, Secrets: awsenv.NewSecrets(sm, 5*time.Minute)})
+	builder := channel.Builder{Settings: s, History: store, Secrets: awsenv.NewSecrets(sm, 5*time.Minute)}
+	def, err := builder.Assemble(message.DefaultChannel, b, cfg.responseURL, secrets, s.Policy, s.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("the deployment's channel: %w", err)
+	}
+	channels := channel.NewRegistry(def, store, builder)
 	queue := sqsfifo.New(awsenv.SQS(awsCfg, getenv), cfg.queueURL, cfg.deadURL)
 	return delivery.New(store, queue, channels, delivery.Config{HistoryTTL: s.HistoryTTL, Disable: s.Disable, Metrics: metrics.Recorder{On: true}}, log), nil
 }

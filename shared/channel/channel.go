@@ -124,24 +124,32 @@ func (b Builder) Build(ctx context.Context, c message.Channel) (*delivery.Channe
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", botField(c.Bot.Kind), err)
 	}
-	signer, err := webhook.NewSigner(c.SigningSecrets)
-	if err != nil {
-		return nil, fmt.Errorf("signingSecrets: %w", err)
-	}
-	s := b.Settings
-	sender, err := webhook.NewSender(webhook.Config{URL: c.ResponseURL, Timeout: s.SendTimeout, Signer: signer})
-	if err != nil {
-		return nil, fmt.Errorf("responseUrl: %w", err)
-	}
-	policy := s.Policy
+	policy := b.Settings.Policy
 	if r := c.Retry; r != nil {
 		policy.MinDelay, policy.MaxDelay, policy.MaxAttempts = time.Duration(r.MinDelay), time.Duration(r.MaxDelay), r.MaxAttempts
 		if err := policy.Validate(); err != nil {
 			return nil, fmt.Errorf("retry: %w", err)
 		}
 	}
-	return &delivery.Channel{ID: c.ID, Bot: bt, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: policy,
-		Limiter: delivery.NewLimiter(c.RateLimit)}, nil
+	return b.Assemble(c.ID, bt, c.ResponseURL, c.SigningSecrets, policy, c.RateLimit)
+}
+
+// Assemble makes a channel's runtime from its bot and endpoint: a sender signing with
+// secrets, the deployment's timeouts, policy, and a rate limit (POSTs a second; 0:
+// none). The default channel, made from the deployment's settings, is assembled here
+// too. Errors name the channel field: signingSecrets or responseUrl.
+func (b Builder) Assemble(id string, bt delivery.Bot, url, secrets string, policy delivery.Policy, rate float64) (*delivery.Channel, error) {
+	signer, err := webhook.NewSigner(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("signingSecrets: %w", err)
+	}
+	s := b.Settings
+	sender, err := webhook.NewSender(webhook.Config{URL: url, Timeout: s.SendTimeout, Signer: signer})
+	if err != nil {
+		return nil, fmt.Errorf("responseUrl: %w", err)
+	}
+	return &delivery.Channel{ID: id, Bot: bt, BotTimeout: s.BotTimeout, Sender: sender, SendTimeout: s.SendTimeout, Policy: policy,
+		Limiter: delivery.NewLimiter(rate)}, nil
 }
 
 // botField names the channel field a bot of kind is built from, for its errors.

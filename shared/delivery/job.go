@@ -42,10 +42,9 @@ func (h *Handler) runJob(ctx context.Context, m events.SQSMessage, rest []events
 	}
 	if hl := h.healthOf(ctx, jb.ch.ID); hl.Disabled {
 		// Nothing is attempted and nothing is counted: the job waits, in order.
-		d := h.pauseFor(hl)
-		_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{m.ReceiptHandle}, d) })
+		o, d := h.hold(ctx, jb, hl)
 		jb.log.InfoContext(ctx, "held: the endpoint is disabled", slog.Float64("retryInSeconds", d.Seconds()))
-		return retry, d, nil
+		return o, d, nil
 	}
 	if jb.j.Kind == message.KindReplay {
 		return h.replay(ctx, jb, rest)
@@ -141,7 +140,8 @@ func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage)
 		turn := jb.j.Turn()
 		start := time.Now()
 		replies, err := h.runBot(ctx, jb, turn)
-		jb.log = jb.log.With(slog.Float64("botMs", float64(time.Since(start).Microseconds())/1000))
+		took := time.Since(start)
+		jb.log = jb.log.With(slog.Float64("botMs", float64(took.Microseconds())/1000))
 		if err != nil {
 			var busy *message.BotBusyError
 			retryAfter := time.Duration(0)
@@ -153,7 +153,7 @@ func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage)
 		}
 		x = message.Answer(turn, jb.j.CreatedAt, replies, h.now().UTC())
 		jb.log.InfoContext(ctx, "answered", append([]any{slog.Int("replies", len(replies))},
-			h.metricArgs(metricOne("Turns"), metricMillis("BotLatency", time.Since(start)))...)...)
+			h.metricArgs(metricOne("Turns"), metricMillis("BotLatency", took))...)...)
 	}
 	if err := h.step("answered"); err != nil {
 		return x, done, 0, err
@@ -182,10 +182,7 @@ func (h *Handler) answer(ctx context.Context, jb *job, rest []events.SQSMessage)
 		}
 		x = existing
 	}
-	if err := h.step("stored"); err != nil {
-		return x, done, 0, err
-	}
-	return x, done, 0, nil
+	return x, done, 0, h.step("stored")
 }
 
 func (h *Handler) runBot(ctx context.Context, jb *job, turn message.Turn) ([]message.Reply, error) {

@@ -38,14 +38,14 @@ func (h *Handler) healthOf(ctx context.Context, channel string) message.Health {
 func (h *Handler) endpointFailed(ctx context.Context, jb *job, a message.Attempt, gone bool) message.Health {
 	var hl message.Health
 	err := h.call(ctx, func(ctx context.Context) (err error) {
-		hl, err = h.store.EndpointFailed(ctx, jb.ch.ID, a, gone, h.cfg.Disable, h.now())
+		hl, err = h.store.EndpointFailed(ctx, jb.ch.ID, a, gone, h.cfg.Disable, a.At)
 		return err
 	})
 	if err != nil {
 		jb.log.WarnContext(ctx, "count endpoint failure", slog.String("error", err.Error()))
 		return h.healthOf(ctx, jb.ch.ID)
 	}
-	h.health.Put(jb.ch.ID, hl, h.now())
+	h.health.Put(jb.ch.ID, hl, a.At)
 	if hl.Disabled && hl.DisabledAt.Equal(a.At) {
 		jb.log.ErrorContext(ctx, "endpoint disabled", append([]any{slog.String("reason", hl.Reason)}, h.metricArgs(metricOne("EndpointDisabled"))...)...)
 	}

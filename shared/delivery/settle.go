@@ -18,9 +18,7 @@ import (
 func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, start, end int, rest []events.SQSMessage) (outcome, time.Duration, error) {
 	for i := start; i < end; i++ {
 		if !h.timeFor(ctx, jb.ch.SendTimeout) {
-			if i > start {
-				_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
-			}
+			h.progress(ctx, jb, start, i)
 			return handBack, 0, nil
 		}
 		d, err := x.Delivery(i)
@@ -30,7 +28,7 @@ func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, star
 		if !jb.ch.Limiter.Wait(ctx) {
 			return handBack, 0, nil
 		}
-		o := jb.ch.Sender.Send(ctx, webhook.Request{ID: d.ID, Body: d.Body, InReplyTo: d.InReplyTo, Index: d.Index, Count: d.Count})
+		o := jb.ch.Sender.Send(ctx, webhook.Request(d))
 		a := attemptOf(o, h.now())
 		h.observe(jb, x, d, a, i)
 		log := jb.log.With(slog.String("webhookId", d.ID), slog.Int("status", o.Status), slog.Float64("latencyMs", a.LatencyMs))
@@ -57,12 +55,9 @@ func (h *Handler) deliver(ctx context.Context, jb *job, x message.Exchange, star
 			jb.log = log
 			hl := h.endpointFailed(ctx, jb, a, true)
 			h.logAttempt(ctx, jb, x, d.ID, a, message.StatusRetrying)
-			if i > start {
-				_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
-			}
-			pause := h.pauseFor(hl)
-			_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, pause) })
-			return retry, pause, nil
+			h.progress(ctx, jb, start, i)
+			o, pause := h.hold(ctx, jb, hl)
+			return o, pause, nil
 		}
 		jb.log = log
 		h.endpointFailed(ctx, jb, a, false)
@@ -180,8 +175,24 @@ func (h *Handler) unavailable(ctx context.Context, jb *job, what string, err err
 	if jb.ch != nil {
 		d = jb.ch.Policy.MinDelay
 	}
-	_ = h.call(ctx, func(ctx context.Context) error { return h.queue.Delay(ctx, []string{jb.m.ReceiptHandle}, d) })
+	h.delay(ctx, []events.SQSMessage{jb.m}, d)
 	return retry, d, nil
+}
+
+// progress records that the bot messages before i were delivered, when this run
+// delivered any (it began at start), so the next run resumes at i.
+func (h *Handler) progress(ctx context.Context, jb *job, start, i int) {
+	if i > start {
+		_ = h.call(ctx, func(ctx context.Context) error { return h.store.Progress(ctx, jb.j.Key, i) })
+	}
+}
+
+// hold keeps a job back, in order and uncounted, while its channel's endpoint is
+// disabled.
+func (h *Handler) hold(ctx context.Context, jb *job, hl message.Health) (outcome, time.Duration) {
+	d := h.pauseFor(hl)
+	h.delay(ctx, []events.SQSMessage{jb.m}, d)
+	return retry, d
 }
 
 func (h *Handler) dropTombstone(ctx context.Context, jb *job, x message.Exchange) {

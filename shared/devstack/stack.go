@@ -172,22 +172,13 @@ func Start(cfg Config, out io.Writer, log *slog.Logger) (*Stack, error) {
 
 // defaultChannel is the channel the stack's settings describe.
 func defaultChannel(cfg Config, s *Stack, st store) (*delivery.Channel, error) {
-	signer, err := webhook.NewSigner(s.SigningSecrets)
-	if err != nil {
-		return nil, err
-	}
-	sender, err := webhook.NewSender(webhook.Config{URL: s.ResponseURL, Timeout: cfg.Delivery.SendTimeout, Signer: signer})
-	if err != nil {
-		return nil, err
-	}
 	opts := cfg.BotOptions
 	opts.History = st
 	b, err := bot.New(cfg.Bot, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &delivery.Channel{ID: message.DefaultChannel, Bot: b, BotTimeout: cfg.Delivery.BotTimeout, Sender: sender,
-		SendTimeout: cfg.Delivery.SendTimeout, Policy: cfg.Delivery.Policy, Limiter: delivery.NewLimiter(cfg.Delivery.RateLimit)}, nil
+	return channel.Builder{Settings: cfg.Delivery, History: st}.Assemble(message.DefaultChannel, b, s.ResponseURL, s.SigningSecrets, cfg.Delivery.Policy, cfg.Delivery.RateLimit)
 }
 
 // defaultSpec describes the default channel as the operator API lists it.

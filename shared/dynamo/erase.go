@@ -119,7 +119,6 @@ func (s *Store) EraseConversation(ctx context.Context, channel, conversationRef 
 func (s *Store) tombstone(ctx context.Context, rec message.Record) (bool, error) {
 	item, _ := encodeExchange(message.Exchange{Key: rec.Key, CreatedAt: rec.CreatedAt, Tombstone: true,
 		ExpiresAt: s.now().Add(tombstoneTTL)})
-	delete(item, attrUser) // a tombstone says nothing about whom it was for
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

@@ -345,11 +345,11 @@ type storedEntry struct {
 func encodeExchange(x message.Exchange) (map[string]types.AttributeValue, error) {
 	item := exchangeKey(x.Key, x.CreatedAt)
 	item[attrExpiresAt] = num(x.ExpiresAt.Unix())
-	item[attrUser] = str(message.UserRef(x.Channel, x.UserID))
-	if x.Tombstone {
+	if x.Tombstone { // says nothing about whom it was for
 		item[attrTombstone] = &types.AttributeValueMemberBOOL{Value: true}
 		return item, nil
 	}
+	item[attrUser] = str(message.UserRef(x.Channel, x.UserID))
 	entries := make([]storedEntry, len(x.Entries))
 	for i, e := range x.Entries {
 		entries[i] = storedEntry{ID: e.ID, Direction: e.Direction[:1], Type: e.Type, Payload: e.Payload, MessageID: e.MessageID,

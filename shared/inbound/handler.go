@@ -232,19 +232,12 @@ func (h *Handler) dispatch(ctx context.Context, r *request) response {
 	if err != nil {
 		return fail(err, "unauthorized")
 	}
-	if scope := scopeOf(tok); scope != match.scope {
+	if tok.Scope != match.scope {
 		return fail(&message.Error{Kind: message.Forbidden, Code: "wrong_scope",
-			Message: fmt.Sprintf("this token has scope %q; %s %s needs a %q token", scope, match.method, match.pattern, match.scope)}, "forbidden")
+			Message: fmt.Sprintf("this token has scope %q; %s %s needs a %q token", tok.Scope, match.method, match.pattern, match.scope)}, "forbidden")
 	}
 	r.token = tok
 	return match.serve(h, ctx, r)
-}
-
-func scopeOf(t message.Token) string {
-	if t.Scope == "" {
-		return message.ScopeBackend
-	}
-	return t.Scope
 }
 
 func (h *Handler) authenticate(ctx context.Context, authorization string) (message.Token, error) {
@@ -265,8 +258,12 @@ func (h *Handler) authenticate(ctx context.Context, authorization string) (messa
 		}
 		return message.Token{}, &message.Error{Kind: message.Unavailable, Code: "auth_unavailable", Message: "the token could not be checked; retry later", Err: err, RetryAfter: time.Second}
 	}
+	// Tokens made before channels and scopes are the default channel's backend tokens.
 	if tok.Channel == "" {
 		tok.Channel = message.DefaultChannel
+	}
+	if tok.Scope == "" {
+		tok.Scope = message.ScopeBackend
 	}
 	return tok, nil
 }

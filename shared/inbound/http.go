@@ -25,8 +25,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	tooLarge := false
+	query, queryErr := url.ParseQuery(r.URL.RawQuery)
 	req := &request{
-		method: r.Method, path: r.URL.EscapedPath(), query: r.URL.Query(), headers: headers,
+		method: r.Method, path: r.URL.EscapedPath(), query: query, badQuery: queryErr != nil, headers: headers,
 		body: func() ([]byte, error) {
 			if r.ContentLength > message.MaxBodyBytes {
 				tooLarge = true
@@ -42,9 +43,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return body, nil
 		},
-	}
-	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-		req.badQuery = true
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])

@@ -95,13 +95,12 @@ func DecodeInbound(body []byte) (Inbound, error) {
 	if m.Text, err = requiredString(raw, "text", MaxTextBytes); err != nil {
 		return m, err
 	}
-	if m.Payload, err = normalizePayload(raw["payload"], m.Text); err != nil {
+	obj, err := normalizePayload(raw["payload"], m.Text)
+	if err != nil {
 		return m, err
 	}
-	if err := ValidatePayload(m.Type, m.Payload); err != nil {
-		return m, err
-	}
-	return m, nil
+	m.Payload, err = validPayload(m.Type, obj)
+	return m, err
 }
 
 // DecodeBotMessage parses and validates a bot message sent through the API: {"type":
@@ -138,19 +137,39 @@ func DecodeBotMessage(body []byte) (Reply, error) {
 	if !ok || string(p) == "null" {
 		return r, Invalidf("payload", "missing_field", "payload is required")
 	}
+	obj, err := payloadObject(p)
+	if err != nil {
+		return r, err
+	}
+	r.Payload, err = validPayload(r.Type, obj)
+	return r, err
+}
+
+// payloadObject decodes a payload: a JSON object of at most maxFieldCount members.
+func payloadObject(p json.RawMessage) (map[string]any, error) {
 	obj := map[string]any{}
-	pd := json.NewDecoder(bytes.NewReader(p))
-	pd.UseNumber()
-	if err := pd.Decode(&obj); err != nil || obj == nil {
-		return r, Invalidf("payload", "invalid_field_type", "payload must be a JSON object, not %s", jsonKind(p))
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, Invalidf("payload", "invalid_field_type", "payload must be a JSON object, not %s", jsonKind(p))
 	}
 	if len(obj) > maxFieldCount {
-		return r, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
+		return nil, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
 	}
-	if r.Payload, err = Marshal(obj); err != nil {
-		return r, Invalidf("payload", "invalid_field_type", "payload must be a JSON object")
+	return obj, nil
+}
+
+// validPayload checks a decoded payload against the schema of type t and encodes it:
+// decoded once, checked and stored as the same value.
+func validPayload(t string, obj map[string]any) (json.RawMessage, error) {
+	if err := validate(t, obj, "payload"); err != nil {
+		return nil, err
 	}
-	return r, ValidatePayload(r.Type, r.Payload)
+	b, err := Marshal(obj)
+	if err != nil {
+		return nil, Invalidf("payload", "invalid_field_type", "payload must be a JSON object")
+	}
+	return b, nil
 }
 
 func identifier(raw map[string]json.RawMessage, field string) (string, error) {
@@ -196,16 +215,12 @@ func requiredString(raw map[string]json.RawMessage, field string, max int) (stri
 
 // normalizePayload applies the original integration's defaults: an absent payload is
 // {"text": text}, and a payload without "text" gets it.
-func normalizePayload(v json.RawMessage, text string) (json.RawMessage, error) {
+func normalizePayload(v json.RawMessage, text string) (map[string]any, error) {
 	obj := map[string]any{}
 	if len(v) > 0 && string(v) != "null" {
-		dec := json.NewDecoder(bytes.NewReader(v))
-		dec.UseNumber()
-		if err := dec.Decode(&obj); err != nil || obj == nil {
-			return nil, Invalidf("payload", "invalid_field_type", "payload must be a JSON object, not %s", jsonKind(v))
-		}
-		if len(obj) > maxFieldCount {
-			return nil, Invalidf("payload", "payload_too_complex", "payload has %d members; the limit is %d", len(obj), maxFieldCount)
+		var err error
+		if obj, err = payloadObject(v); err != nil {
+			return nil, err
 		}
 	}
 	// As the original does (`if (!payload.text) payload.text = text`): any falsy
@@ -221,7 +236,7 @@ func normalizePayload(v json.RawMessage, text string) (json.RawMessage, error) {
 		}
 		obj["text"] = text
 	}
-	return Marshal(obj)
+	return obj, nil
 }
 
 // falsy is JavaScript's falsiness for a decoded JSON value other than a string.

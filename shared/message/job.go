@@ -43,8 +43,10 @@ func TurnJob(turn Turn, createdAt time.Time) Job {
 // its job is not mistaken for the erased one's.
 func (j Job) DedupID() string { return fmt.Sprintf("%s.%d", j.Ref, j.CreatedAt.UnixMilli()) }
 
-// Turn is the bot's view of a turn job.
-func (j Job) Turn() Turn { return NewTurn(j.Channel, j.Message) }
+// Turn is the bot's view of a turn job: its key holds the refs already derived.
+func (j Job) Turn() Turn {
+	return Turn{Channel: j.Channel, Message: j.Message, UserRef: UserRef(j.Channel, j.UserID), ConversationRef: j.ConversationRef, MessageRef: j.Ref}
+}
 
 // Queue message attributes beside a job. The body is the job itself.
 const (

@@ -62,10 +62,10 @@ type Webhook struct {
 // Delivery is one bot message as it is POSTed: the webhook body and its headers.
 type Delivery struct {
 	ID        string // webhook-id: the bot message's botpressMessageId
+	Body      []byte // the Webhook, encoded
 	InReplyTo string // the caller's messageId this bot message answers; "" for a push
 	Index     int    // 1-based position among the answers to InReplyTo
 	Count     int    // how many answers InReplyTo has; 0 for a push
-	Body      []byte // the Webhook, encoded
 }
 
 // Key names an accepted message.
